@@ -1,0 +1,179 @@
+//! Opening and mapping a stream file: the one home of the mmap unsafety.
+//!
+//! The mapping is shared with another process that may be hostile, so it is
+//! never handed out as a Rust reference to plain data: header fields are read
+//! and written as atomics, pixels are copied through raw pointers after every
+//! range has been checked against the layout.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+use crate::layout::{field, Header, Layout};
+use crate::state::{BufferState, Transition};
+
+/// An open, mapped stream file.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    map: MmapRaw,
+    file: File,
+    path: PathBuf,
+    layout: Layout,
+    identity: (u64, u64),
+}
+
+impl Mapping {
+    /// Open `path` read-write and map it. Refuses symlinks, FIFOs, devices and
+    /// directories (UNABLE_TO_OPEN_FILE) and files under 64 bytes (BAD_FILE_SIZE).
+    pub(crate) fn open(path: &Path) -> Result<Mapping> {
+        let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
+        // O_NOFOLLOW: a symlink planted in place of the file is refused.
+        // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
+                Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
+                Some(libc::EISDIR) => open_err("it is a directory, not a stream file".into()),
+                _ => open_err(e.to_string()),
+            })?;
+        let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
+        if !meta.file_type().is_file() {
+            return Err(open_err("it is not a regular file".into()));
+        }
+        let len = meta.len();
+        let layout = Layout::for_file_len(len)
+            .ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;
+        let map_len = usize::try_from(len).map_err(|_| Error::UnableToMapFile {
+            path: path.to_owned(),
+            reason: format!("{len} bytes do not fit in this process's address space"),
+        })?;
+        let map = MmapOptions::new().len(map_len).map_raw(&file).map_err(|e| Error::UnableToMapFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Mapping { map, file, path: path.to_owned(), layout, identity: (meta.dev(), meta.ino()) })
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// True when `path` no longer names the file this mapping was made from
+    /// (deleted, or replaced by another file).
+    pub(crate) fn is_replaced(&self) -> bool {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) != self.identity,
+            Err(_) => true,
+        }
+    }
+
+    fn word(&self, index: usize, offset: u64) -> &AtomicU32 {
+        let at = self.layout.header_offset(index) + offset;
+        debug_assert!(index < 2 && at % 4 == 0 && at + 4 <= self.layout.file_len());
+        // SAFETY: header offsets are multiples of 8 and field offsets multiples
+        // of 4, so `at` is 4-aligned inside the mapping (Layout guarantees both
+        // headers lie within file_len, which is the mapping's length; the base
+        // is page-aligned). The mapping lives as long as `self`. Memory another
+        // process writes concurrently is exactly what atomics are for, and every
+        // bit pattern is a valid u32.
+        unsafe { &*(self.map.as_ptr().add(at as usize) as *const AtomicU32) }
+    }
+
+    /// The state word of buffer `index` (the futex the peers sleep on).
+    pub(crate) fn state_word(&self, index: usize) -> &AtomicU32 {
+        self.word(index, field::STATE)
+    }
+
+    /// Both state words, read with acquire ordering.
+    pub(crate) fn states(&self) -> [u32; 2] {
+        [0, 1].map(|i| self.state_word(i).load(Ordering::Acquire))
+    }
+
+    /// Move buffer `index` from `from` to `transition.to()` if it is still in
+    /// `from`. Release on success, so the fields and pixels written before are
+    /// visible to whoever acquires the new state.
+    pub(crate) fn transition(&self, index: usize, from: u32, transition: Transition) -> bool {
+        debug_assert!(transition.allowed_from(BufferState::from_word(from)), "{transition:?} from {from}");
+        self.state_word(index)
+            .compare_exchange(from, transition.to().word(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Force buffer `index` to `state` (only for a server resetting its file).
+    pub(crate) fn store_state(&self, index: usize, state: BufferState) {
+        self.state_word(index).store(state.word(), Ordering::Release);
+    }
+
+    /// Read the header fields of buffer `index`. Call after acquiring a state
+    /// this side owns; the values are still untrusted.
+    pub(crate) fn read_header(&self, index: usize) -> Header {
+        let r = |off| self.word(index, off).load(Ordering::Relaxed);
+        Header {
+            frame_number: r(field::FRAME_NUMBER),
+            width: r(field::WIDTH),
+            height: r(field::HEIGHT),
+            offset: r(field::OFFSET),
+            num_scanlines: r(field::NUM_SCANLINES),
+        }
+    }
+
+    /// Write the header fields of buffer `index` (published by the next
+    /// release of its state word).
+    pub(crate) fn write_header(&self, index: usize, h: &Header) {
+        let w = |off, v| self.word(index, off).store(v, Ordering::Relaxed);
+        w(field::FRAME_NUMBER, h.frame_number);
+        w(field::WIDTH, h.width);
+        w(field::HEIGHT, h.height);
+        w(field::OFFSET, h.offset);
+        w(field::NUM_SCANLINES, h.num_scanlines);
+    }
+
+    /// Pointer to `len` payload bytes of buffer `index`, after checking they
+    /// fit in the buffer. Valid while `self` lives.
+    pub(crate) fn payload_ptr(&self, index: usize, len: u64) -> Option<*mut u8> {
+        if index >= 2 || len > self.layout.capacity() {
+            return None;
+        }
+        let at = self.layout.payload_offset(index);
+        // SAFETY: payload_offset(index) + capacity <= file_len (Layout), and the
+        // mapping is file_len bytes long, so the pointer stays in bounds.
+        Some(unsafe { self.map.as_mut_ptr().add(at as usize) })
+    }
+
+    /// Copy `src` into buffer `index`'s payload at byte `at`.
+    pub(crate) fn copy_in(&self, index: usize, at: u64, src: &[u8]) -> bool {
+        let Some(end) = at.checked_add(src.len() as u64) else { return false };
+        let Some(base) = self.payload_ptr(index, end) else { return false };
+        // SAFETY: [at, end) lies inside the payload (checked above); `src` is a
+        // separate allocation of this process, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(at as usize), src.len()) };
+        true
+    }
+
+    /// Copy `dst.len()` bytes of buffer `index`'s payload, from its start, into `dst`.
+    pub(crate) fn copy_out(&self, index: usize, dst: &mut [u8]) -> bool {
+        let Some(base) = self.payload_ptr(index, dst.len() as u64) else { return false };
+        // SAFETY: the range lies inside the payload (checked by payload_ptr);
+        // `dst` is this process's own memory, so the ranges do not overlap. The
+        // peer may change the bytes meanwhile; any u8 is valid, so the worst is
+        // a garbled frame, never undefined behaviour in this process.
+        unsafe { std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr(), dst.len()) };
+        true
+    }
+}

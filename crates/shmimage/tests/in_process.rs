@@ -1,0 +1,127 @@
+//! Both ends in one process (separate opens of one file): fast checks of each
+//! operation's outcomes. The two-process tests are in `two_process.rs`.
+
+use std::time::Duration;
+
+use shmimage::layout::ENSIGHT_FILE_SIZE;
+use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
+
+fn pattern(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    (0..w as usize * h as usize * 3).map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as u8).collect()
+}
+
+fn no_thread() -> ClientOptions {
+    ClientOptions { monitor_thread: false, ..Default::default() }
+}
+
+#[test]
+fn one_band_frames_are_read_in_place() {
+    let f = StreamFile::for_frame(64, 48).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    assert_eq!(s.put_frame(1, 64, 48, &pattern(64, 48, 0)).unwrap_err().code(), Code::Unconnected);
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    assert!(!c.reconnected());
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable);
+    let px = pattern(64, 48, 1);
+    s.put_frame(7, 64, 48, &px).unwrap();
+    let fr = c.lock().unwrap();
+    assert_eq!((fr.number(), fr.width(), fr.height()), (7, 64, 48));
+    assert!(fr.info().in_place);
+    assert_eq!(fr.pixels(), &px[..]);
+}
+
+#[test]
+fn the_newest_frame_wins_and_a_full_stream_drops() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &pattern(8, 8, 1)).unwrap();
+    s.put_frame(2, 8, 8, &pattern(8, 8, 2)).unwrap();
+    assert_eq!(s.put_frame(3, 8, 8, &pattern(8, 8, 3)).unwrap_err().code(), Code::NoBufferAvailable);
+    assert_eq!(c.lock().unwrap().number(), 2);
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable);
+    assert_eq!(c.stats().frames_stale, 1);
+}
+
+#[test]
+fn a_4k_frame_streams_through_the_ensight_file_in_bands() {
+    let f = StreamFile::with_len(ENSIGHT_FILE_SIZE).unwrap();
+    let px = pattern(3840, 2160, 9);
+    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let path = f.path().to_owned();
+    // The server runs first so the client's connect sees INIT; reconnect is fine too.
+    let mut s = Server::create(&path, ServerOptions::default()).unwrap();
+    let t = std::thread::spawn({
+        let px = px.clone();
+        move || {
+            for n in 0..3 {
+                s.wait_for_client(Duration::from_secs(5)).unwrap();
+                s.wait_for_buffer(Duration::from_secs(5)).unwrap();
+                s.put_frame(n, 3840, 2160, &px).unwrap();
+            }
+            s.stats()
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        match c.wait_frame(Duration::from_secs(5)) {
+            Ok(fr) => {
+                assert!(!fr.info().in_place);
+                assert!(fr.pixels() == &px[..]);
+                got.push(fr.number());
+            }
+            Err(e) if e.code() == Code::NoFrameAvailable => break,
+            Err(e) => panic!("{e}"),
+        }
+        if got.last() == Some(&2) {
+            break;
+        }
+    }
+    let stats = t.join().unwrap();
+    assert_eq!(stats.frames_sent, 3);
+    assert_eq!(stats.bands_sent, 6);
+    assert_eq!(got.last(), Some(&2));
+}
+
+#[test]
+fn flip_stores_rows_bottom_up() {
+    let f = StreamFile::for_frame(4, 3).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions { flip_vertical: true, ..Default::default() }).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    let px = pattern(4, 3, 5);
+    s.put_frame(1, 4, 3, &px).unwrap();
+    let fr = c.lock().unwrap();
+    let rows: Vec<&[u8]> = px.chunks(12).rev().collect();
+    assert_eq!(fr.pixels(), rows.concat());
+}
+
+#[test]
+fn a_loan_publishes_without_a_copy_and_gives_back_when_dropped() {
+    let f = StreamFile::for_frame(16, 16).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    drop(s.loan(16, 16).unwrap());
+    let mut loan = s.loan(16, 16).unwrap();
+    loan.as_mut_slice().fill(0xAB);
+    loan.commit(42).unwrap();
+    let fr = c.lock().unwrap();
+    assert_eq!(fr.number(), 42);
+    assert!(fr.pixels().iter().all(|&b| b == 0xAB));
+    drop(fr);
+    assert_eq!(s.loan(17, 17).unwrap_err().code(), Code::FrameTooLarge);
+}
+
+#[test]
+fn destroy_leaves_the_server_unconnected_and_reconnect_is_reported() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &pattern(8, 8, 0)).unwrap();
+    let fr = c.lock().unwrap();
+    std::mem::forget(fr);
+    let c2 = Client::connect(f.path(), no_thread()).unwrap();
+    assert!(c2.reconnected());
+    drop(c);
+    drop(c2);
+    assert_eq!(s.put_frame(2, 8, 8, &pattern(8, 8, 0)).unwrap_err().code(), Code::Unconnected);
+}
