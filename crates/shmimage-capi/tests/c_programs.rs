@@ -36,7 +36,8 @@ fn lib_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let deps = exe.parent().unwrap().to_path_buf();
-        let candidates: Vec<PathBuf> = std::iter::once(deps.clone()).chain(deps.parent().map(Path::to_path_buf)).collect();
+        let candidates: Vec<PathBuf> =
+            std::iter::once(deps.clone()).chain(deps.parent().map(Path::to_path_buf)).collect();
         let find = || candidates.iter().find(|d| d.join(SO).is_file() && d.join(A).is_file()).cloned();
         if let Some(d) = find() {
             return d;
@@ -124,10 +125,17 @@ fn valgrind(what: &str) -> Option<Vec<OsString>> {
         return None;
     }
     Some(
-        ["valgrind", "-q", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
-            .iter()
-            .map(OsString::from)
-            .collect(),
+        [
+            "valgrind",
+            "-q",
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect(),
     )
 }
 
@@ -199,7 +207,13 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        assert!(status.success(), "{} failed ({status}); stdout:\n{}\nstderr:\n{}", self.name, self.stdout(), self.stderr());
+        assert!(
+            status.success(),
+            "{} failed ({status}); stdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.stdout(),
+            self.stderr()
+        );
         self.stdout()
     }
 }
@@ -247,9 +261,7 @@ fn exchange(x: Exchange<'_>) {
     let logs = logs();
     let vg = if x.memcheck { valgrind("the two-process exchange") } else { None };
     let (w, h, n) = (x.width.to_string(), x.height.to_string(), x.frames.to_string());
-    let args = |f: &str| -> Vec<OsString> {
-        vec![file.path().into(), (&w).into(), (&h).into(), (&n).into(), f.into()]
-    };
+    let args = |f: &str| -> Vec<OsString> { vec![file.path().into(), (&w).into(), (&h).into(), (&n).into(), f.into()] };
     let sargs = args(if x.flags.contains('f') { "f" } else { "-" });
     let cargs = args(if x.flags.is_empty() { "-" } else { x.flags });
     let mut srv = spawn(logs.path(), "server", vg.as_deref(), &server, &as_refs(&sargs));
@@ -283,7 +295,7 @@ fn two_processes_exchange_frames() {
 fn banded_4k_frames_through_a_25_mib_file() {
     // One 4K RGB frame (24,883,200 bytes) is larger than a buffer of the
     // 25 MiB file (13,107,176 bytes), so every frame travels in two bands.
-    assert!((FILE_25_MIB - 48) / 2 < 3840 * 2160 * 3);
+    const { assert!((FILE_25_MIB - 48) / 2 < 3840 * 2160 * 3) };
     exchange(Exchange { file_len: FILE_25_MIB, width: 3840, height: 2160, frames: 6, flags: "", memcheck: false });
 }
 
@@ -311,7 +323,7 @@ fn every_return_code_on_purpose_under_memcheck() {
     let run = spawn(dir.path(), "codes", vg.as_deref(), &codes, &[dir.path().as_os_str()]);
     let out = run.finish();
     assert!(out.contains("failures 0"), "{out}");
-    // Only resource exhaustion is left to the limits test.
+    // Only resource exhaustion is left to resource_exhaustion_codes.
     let hard = [Code::UnableToMapFile, Code::MemoryAllocError, Code::ThreadCreateError];
     for code in Code::ALL {
         let line = format!("reached {}", code.c_name());
@@ -325,6 +337,18 @@ fn every_return_code_on_purpose_under_memcheck() {
         texts += 1;
     }
     assert_eq!(texts, Code::ALL.len() + 5);
+}
+
+#[test]
+fn resource_exhaustion_codes() {
+    let limits = c_program("limits");
+    let dir = logs();
+    let out = spawn(dir.path(), "limits", None, &limits, &[dir.path().as_os_str()]).finish();
+    assert!(out.contains("failures 0"), "{out}");
+    for code in [Code::UnableToMapFile, Code::MemoryAllocError, Code::ThreadCreateError] {
+        let line = format!("reached {}", code.c_name());
+        assert!(out.lines().any(|l| l == line), "{line}\n{out}");
+    }
 }
 
 /// Serves frames from this (Rust) process to a C program until it exits.
@@ -357,7 +381,8 @@ fn check_example_output(out: &str) {
 #[test]
 fn the_readme_example_reads_a_frame_from_a_rust_server() {
     // Plain `cc` with its default dialect, as a reader would build it.
-    let example = compile("example-client", &cc(), &["-Wall", "-Wextra", "-Werror"], &["examples/client.c"], Link::Shared);
+    let example =
+        compile("example-client", &cc(), &["-Wall", "-Wextra", "-Werror"], &["examples/client.c"], Link::Shared);
     let vg = valgrind("the example client");
     check_example_output(&serve_until_exit(&example, vg.as_deref()));
 }
