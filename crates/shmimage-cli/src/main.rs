@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod x11_cmds;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
 #[derive(Debug, Parser)]
@@ -25,6 +26,12 @@ enum Command {
     /// (internal) the client process of `demo`.
     #[command(hide = true)]
     DemoClient(demo::RoleArgs),
+    /// Show a stream live in an X11 window (MIT-SHM, core fallback).
+    View(x11_cmds::ViewArgs),
+    /// Serve a stream of X11 screen or window grabs (ShmGetImage).
+    Capture(x11_cmds::CaptureArgs),
+    /// Print what the X server offers: MIT-SHM, version, shared pixmaps, visual.
+    X11Info(x11_cmds::X11InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +40,9 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::DemoServer(a) => demo::server(a),
         Command::DemoClient(a) => demo::client(a),
+        Command::View(a) => x11_cmds::view(a),
+        Command::Capture(a) => x11_cmds::capture(a),
+        Command::X11Info(a) => x11_cmds::x11_info(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,58 @@
+//! `shmimage view` under a private Xvfb: what the window shows equals what
+//! the stream carried, pixel for pixel, on every drawing path.
+
+mod x11_support;
+
+use x11_support::*;
+
+/// Serve a pattern, run the viewer with `args`, compare a screenshot of its
+/// window with the pattern, then change the frame size and compare again.
+fn round_trip(xvfb_args: &[&str], view_args: &[&str], expect_path: &str) -> String {
+    let x = Xvfb::start(xvfb_args);
+    let (w, h) = (203, 151);
+    let file = stream_file(320, 240);
+    let server = PatternServer::start(file.path(), w, h, pattern(w, h, 1));
+    let f = file.path().to_str().unwrap();
+    let mut args = vec!["view", f, "--display", &x.display, "--timeout", "60"];
+    args.extend_from_slice(view_args);
+    let mut view = Shmimage::spawn(&args);
+    let window = view.window();
+    let conn = x.connect();
+    wait_for_pixels(&conn, window, w, h, &pattern(w, h, 1), &view);
+
+    // A new frame size: the window follows it.
+    let (w2, h2) = (320, 97);
+    server.set(w2, h2, pattern(w2, h2, 7));
+    wait_for_pixels(&conn, window, w2, h2, &pattern(w2, h2, 7), &view);
+    let (st, err) = view.stop();
+    drop(server);
+    assert!(st.success(), "view exited with {st}; stderr:\n{err}");
+    assert!(err.contains(&format!("path {expect_path}")), "expected path {expect_path} on stderr:\n{err}");
+    assert!(err.contains("frames in"), "no final stats line:\n{err}");
+    err
+}
+
+#[test]
+fn view_shm_put_shows_the_stream_exactly() {
+    let err = round_trip(&[], &["--path", "shm-put"], "shm-put");
+    assert!(err.contains("ShmPutImage"), "{err}");
+}
+
+#[test]
+fn view_shared_pixmap_shows_the_stream_exactly() {
+    // Xvfb offers shared pixmaps; where a server does not, the viewer falls
+    // back to shm-put, which this test would then report.
+    round_trip(&[], &["--path", "shm-pixmap"], "shm-pixmap");
+}
+
+#[test]
+fn view_core_fallback_when_asked() {
+    let err = round_trip(&[], &["--no-shm"], "core");
+    assert!(err.contains("core PutImage"), "{err}");
+}
+
+#[test]
+fn view_falls_back_without_mit_shm_and_says_so() {
+    let err = round_trip(&["-extension", "MIT-SHM"], &[], "core");
+    assert!(err.contains("no MIT-SHM"), "the fallback's reason is missing:\n{err}");
+}

@@ -1,0 +1,28 @@
+//! X11 faces of the shmimage stream: a live viewer and a screen capture
+//! server, both over MIT-SHM (SysV segments, mode 0600, removed as soon as the
+//! X server has attached them) with a core-protocol fallback.
+//!
+//! - [`viewer::Viewer`] shows RGB frames in a window: `ShmPutImage` into the
+//!   window, or a shared-memory pixmap plus `CopyArea`, or core `PutImage`
+//!   strips when MIT-SHM is missing, the display is remote or attaching fails.
+//! - [`capture::Grabber`] reads a window (or the root) with `ShmGetImage`,
+//!   or core `GetImage` without MIT-SHM, and hands back RGB.
+//! - [`info::ShmInfo`] says what the server offers (`shmimage x11-info`).
+//! - [`format::PixelFormat`] converts between the stream's RGB and a visual's
+//!   pixels; pure, tested without a display.
+//! - [`segment::Segment`] is the one home of the SysV calls.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod capture;
+mod error;
+pub mod format;
+pub mod info;
+pub mod segment;
+mod shm;
+pub mod viewer;
+
+pub use error::{Error, Result};
+/// The X11 binding in use, for callers (and tests) that draw or read windows.
+pub use x11rb;
+pub use shm::{display_is_local, DrawPath};
