@@ -188,7 +188,8 @@ pub fn view(a: ViewArgs) -> Result<()> {
                 break Err(format!("no frame for {:.1} s (--timeout)", t.as_secs_f64()).into());
             }
         }
-        let events = if viewer.ready() { viewer.pump(Duration::ZERO)? } else { viewer.pump(Duration::from_millis(20))? };
+        let events =
+            if viewer.ready() { viewer.pump(Duration::ZERO)? } else { viewer.pump(Duration::from_millis(20))? };
         if events.contains(&ViewerEvent::CloseRequested) {
             break Ok(());
         }

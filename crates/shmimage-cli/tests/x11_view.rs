@@ -1,5 +1,6 @@
 //! `shmimage view` under a private Xvfb: what the window shows equals what
 //! the stream carried, pixel for pixel, on every drawing path.
+#![allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 
 mod x11_support;
 

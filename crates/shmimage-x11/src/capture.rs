@@ -110,21 +110,24 @@ impl Grabber {
         let len = format.image_len(w, h).ok_or_else(|| Error::BadSize(format!("{w}x{h}")))?;
         let rgb_len = w as usize * h as usize * 3;
         rgb.resize(rgb_len, 0);
-        let not_viewable = |e| Error::X(format!("GetImage of {:#x} failed: {e} (the window must be mapped and entirely on screen)", self.drawable));
-        if self.path == DrawPath::ShmPut {
-            if !matches!(&self.seg, Some(a) if a.seg.len() >= len) {
-                if let Some(old) = self.seg.take() {
-                    old.release(&self.conn);
+        let not_viewable = |e| {
+            Error::X(format!(
+                "GetImage of {:#x} failed: {e} (the window must be mapped and entirely on screen)",
+                self.drawable
+            ))
+        };
+        if self.path == DrawPath::ShmPut && !matches!(&self.seg, Some(a) if a.seg.len() >= len) {
+            if let Some(old) = self.seg.take() {
+                old.release(&self.conn);
+            }
+            match Attached::new(&self.conn, len, false) {
+                Ok(a) => self.seg = Some(a),
+                Err(AttachError::Refused(why)) => {
+                    tracing::warn!(%why, "falling back to core GetImage");
+                    self.path = DrawPath::Core;
+                    self.reason = format!("fallback: {why}");
                 }
-                match Attached::new(&self.conn, len, false) {
-                    Ok(a) => self.seg = Some(a),
-                    Err(AttachError::Refused(why)) => {
-                        tracing::warn!(%why, "falling back to core GetImage");
-                        self.path = DrawPath::Core;
-                        self.reason = format!("fallback: {why}");
-                    }
-                    Err(AttachError::Fatal(e)) => return Err(e),
-                }
+                Err(AttachError::Fatal(e)) => return Err(e),
             }
         }
         if let (DrawPath::ShmPut, Some(a)) = (self.path, self.seg.as_mut()) {
@@ -134,7 +137,10 @@ impl Grabber {
                 .reply()
                 .map_err(not_viewable)?;
             if r.size as usize != len || r.depth != g.depth {
-                return Err(Error::X(format!("ShmGetImage returned {} bytes of depth {}; expected {len} of depth {}", r.size, r.depth, g.depth)));
+                return Err(Error::X(format!(
+                    "ShmGetImage returned {} bytes of depth {}; expected {len} of depth {}",
+                    r.size, r.depth, g.depth
+                )));
             }
             format.image_to_rgb(&a.seg.as_slice()[..len], w, h, rgb)?;
         } else {

@@ -63,11 +63,7 @@ macro_rules! from_x {
         }
     )*};
 }
-from_x!(
-    x11rb::errors::ConnectionError,
-    x11rb::errors::ReplyError,
-    x11rb::errors::ReplyOrIdError
-);
+from_x!(x11rb::errors::ConnectionError, x11rb::errors::ReplyError, x11rb::errors::ReplyOrIdError);
 
 impl From<x11rb::x11_utils::X11Error> for Error {
     fn from(e: x11rb::x11_utils::X11Error) -> Error {

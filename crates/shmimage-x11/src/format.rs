@@ -43,7 +43,8 @@ impl Channel {
     /// Place an 8-bit value into this channel.
     fn put(self, c: u8) -> u32 {
         let c = u32::from(c);
-        let v = if self.bits <= 8 { c >> (8 - self.bits) } else { c << (self.bits - 8) | c >> (16 - self.bits.min(16)) };
+        let v =
+            if self.bits <= 8 { c >> (8 - self.bits) } else { c << (self.bits - 8) | c >> (16 - self.bits.min(16)) };
         v << self.shift
     }
 
@@ -81,7 +82,10 @@ impl PixelFormat {
             .find(|v| v.visual_id == visual)
             .ok_or_else(|| Error::Unsupported(format!("visual {visual:#x} of depth {depth} is not in the setup")))?;
         if vt.class != VisualClass::TRUE_COLOR {
-            return Err(Error::Unsupported(format!("visual {visual:#x} is {:?}; only TrueColor is supported", vt.class)));
+            return Err(Error::Unsupported(format!(
+                "visual {visual:#x} is {:?}; only TrueColor is supported",
+                vt.class
+            )));
         }
         let pf = setup
             .pixmap_formats
@@ -104,7 +108,10 @@ impl PixelFormat {
     /// Reject layouts the converters cannot handle, so they never index wrong.
     pub fn check(&self) -> Result<()> {
         if !matches!(self.bits_per_pixel, 16 | 24 | 32) {
-            return Err(Error::Unsupported(format!("{} bits per pixel (16, 24 or 32 are supported)", self.bits_per_pixel)));
+            return Err(Error::Unsupported(format!(
+                "{} bits per pixel (16, 24 or 32 are supported)",
+                self.bits_per_pixel
+            )));
         }
         if !matches!(self.scanline_pad, 8 | 16 | 32) {
             return Err(Error::Unsupported(format!("scanline pad {}", self.scanline_pad)));
@@ -115,7 +122,10 @@ impl PixelFormat {
             let c = Channel::of(m);
             let ok = m != 0 && c.bits <= 16 && u64::from(m >> c.shift) == (1u64 << c.bits) - 1;
             if !ok || !fits {
-                return Err(Error::Unsupported(format!("channel masks {:#x}/{:#x}/{:#x}", self.red_mask, self.green_mask, self.blue_mask)));
+                return Err(Error::Unsupported(format!(
+                    "channel masks {:#x}/{:#x}/{:#x}",
+                    self.red_mask, self.green_mask, self.blue_mask
+                )));
             }
         }
         Ok(())
@@ -238,6 +248,7 @@ impl PixelFormat {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 mod tests {
     use super::*;
 
@@ -279,7 +290,9 @@ mod tests {
     fn every_8bit_layout_round_trips_exactly() {
         let (w, h) = (5, 3);
         let rgb = pattern(w, h);
-        for (bpp, masks) in [(32, (0xff, 0xff00, 0xff0000)), (24, (0xff0000, 0xff00, 0xff)), (32, (0xff00, 0xff0000, 0xff000000))] {
+        for (bpp, masks) in
+            [(32, (0xff, 0xff00, 0xff0000)), (24, (0xff0000, 0xff00, 0xff)), (32, (0xff00, 0xff0000, 0xff000000))]
+        {
             for lsb in [true, false] {
                 let f = fmt(bpp, lsb, masks);
                 f.check().unwrap();

@@ -79,7 +79,11 @@ impl fmt::Display for ShmInfo {
                 Some(fmt) => writeln!(f, "shared pixmaps:   yes, {fmt}")?,
                 None => writeln!(f, "shared pixmaps:   no")?,
             }
-            writeln!(f, "fd passing:       {}", if self.fd_passing() { "yes (1.2: ShmAttachFd, ShmCreateSegment)" } else { "no (needs 1.2)" })?;
+            writeln!(
+                f,
+                "fd passing:       {}",
+                if self.fd_passing() { "yes (1.2: ShmAttachFd, ShmCreateSegment)" } else { "no (needs 1.2)" }
+            )?;
         }
         let (n, w, h, depth, visual) = self.screen;
         writeln!(f, "screen:           {n}, {w}x{h}, depth {depth}, visual {visual:#x}")?;

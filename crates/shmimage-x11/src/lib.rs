@@ -23,6 +23,6 @@ mod shm;
 pub mod viewer;
 
 pub use error::{Error, Result};
+pub use shm::{display_is_local, DrawPath};
 /// The X11 binding in use, for callers (and tests) that draw or read windows.
 pub use x11rb;
-pub use shm::{display_is_local, DrawPath};

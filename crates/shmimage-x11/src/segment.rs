@@ -115,6 +115,7 @@ impl Drop for Segment {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 mod tests {
     use super::*;
 

@@ -147,6 +147,7 @@ impl Attached {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 mod tests {
     use super::*;
 

@@ -139,7 +139,13 @@ impl Viewer {
         let net_wm_name = atom(b"_NET_WM_NAME")?;
         let utf8_string = atom(b"UTF8_STRING")?;
         conn.change_property32(PropMode::REPLACE, window, wm_protocols, AtomEnum::ATOM, &[wm_delete])?;
-        conn.change_property8(PropMode::REPLACE, window, AtomEnum::WM_CLASS, AtomEnum::STRING, b"shmimage\0shmimage\0")?;
+        conn.change_property8(
+            PropMode::REPLACE,
+            window,
+            AtomEnum::WM_CLASS,
+            AtomEnum::STRING,
+            b"shmimage\0shmimage\0",
+        )?;
         let slots = if path == DrawPath::Core { 1 } else { 2 };
         let v = Viewer {
             conn,
@@ -309,7 +315,15 @@ impl Viewer {
                 if self.path == DrawPath::ShmPixmap {
                     let pid = self.conn.generate_id()?;
                     let xid = self.slots[i].shm.as_ref().map(|a| a.xid).unwrap_or_default();
-                    let c = self.conn.shm_create_pixmap(pid, self.window, width as u16, height as u16, self.depth, xid, 0)?;
+                    let c = self.conn.shm_create_pixmap(
+                        pid,
+                        self.window,
+                        width as u16,
+                        height as u16,
+                        self.depth,
+                        xid,
+                        0,
+                    )?;
                     if let Err(e) = c.check() {
                         self.release_slot(i);
                         return self.fall_back(format!("ShmCreatePixmap failed: {e}"), i, len);
@@ -382,7 +396,9 @@ impl Viewer {
                 let max = self.conn.maximum_request_bytes().saturating_sub(24);
                 let rows = (max / stride.max(1)).min(h as usize);
                 if rows == 0 {
-                    return Err(Error::BadSize(format!("one row of {stride} bytes exceeds the maximum request ({max})")));
+                    return Err(Error::BadSize(format!(
+                        "one row of {stride} bytes exceeds the maximum request ({max})"
+                    )));
                 }
                 let buf = &self.slots[i].buf;
                 let mut y = 0usize;
@@ -519,6 +535,7 @@ fn wait_readable(conn: &RustConnection, timeout: Duration) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 mod tests {
     use super::*;
 

@@ -1,7 +1,7 @@
 //! Shared by the x11_* tests: a private Xvfb per test, the `shmimage` binary
 //! with its stderr collected, a pattern server, screenshots, and SysV segment
 //! accounting from /proc/sysvipc/shm.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::FromRawFd;
@@ -203,7 +203,7 @@ pub fn pattern(w: u32, h: u32, seed: u32) -> Vec<u8> {
         for x in 0..w {
             v.extend_from_slice(&[
                 (x * 5 + y + seed) as u8,
-                (y * 7 ^ x).wrapping_add(seed * 3) as u8,
+                ((y * 7) ^ x).wrapping_add(seed * 3) as u8,
                 (x * y + 31 * seed) as u8,
             ]);
         }
@@ -327,5 +327,9 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 pub fn temp_path(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!("shmimage-x11-test-{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    std::env::temp_dir().join(format!(
+        "shmimage-x11-test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
