@@ -413,6 +413,26 @@ fn a_cxx_translation_unit_includes_the_header_and_links() {
 }
 
 #[test]
+fn the_shared_library_exports_exactly_the_six_functions() {
+    let Ok(o) = Command::new("nm").args(["-D", "--defined-only"]).arg(lib_dir().join(SO)).output() else {
+        assert!(std::env::var_os("CI").is_none(), "nm is required in CI (apt-get install binutils)");
+        notice("nm is not installed: the exported symbols were not checked");
+        return;
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut exported: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|name| name.starts_with("SharedMemoryImageStream_"))
+        .map(str::to_owned)
+        .collect();
+    exported.sort();
+    let want = ["create", "destroy", "errorstring", "lock", "putframe", "unlock"]
+        .map(|f| format!("SharedMemoryImageStream_{f}"));
+    assert_eq!(exported, want);
+}
+
+#[test]
 fn install_script_and_pkg_config() {
     let prefix = logs();
     let status = Command::new(crate_dir().join("install.sh"))
