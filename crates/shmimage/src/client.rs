@@ -104,6 +104,9 @@ struct Assembler {
     building: Option<Assembly>,
     complete: Option<Assembled>,
     spare: Vec<Vec<u8>>,
+    /// Bytes of a banded frame that could not be allocated, reported by the
+    /// next lock as MEMORY_ALLOC_ERROR.
+    alloc_failed: Option<u64>,
     stats: ClientStats,
 }
 
@@ -170,21 +173,23 @@ impl Client {
                 building: None,
                 complete: None,
                 spare: Vec::new(),
+                alloc_failed: None,
                 stats: ClientStats::default(),
             }),
             stop: AtomicBool::new(false),
         });
-        let monitor = if options.monitor_thread {
-            let s = Arc::clone(&shared);
+        let mut client = Client { shared, monitor: None, held: None, server, reconnected: !fresh, closed: false };
+        if options.monitor_thread {
+            let s = Arc::clone(&client.shared);
+            // On failure `client` drops here and disconnects, so the server
+            // sees UNCONNECTED rather than a client that will never read.
             let h = std::thread::Builder::new()
                 .name("shmimage-monitor".into())
                 .spawn(move || monitor(&s))
                 .map_err(|e| Error::ThreadCreate(e.to_string()))?;
-            Some(h)
-        } else {
-            None
-        };
-        Ok(Client { shared, monitor, held: None, server, reconnected: !fresh, closed: false })
+            client.monitor = Some(h);
+        }
+        Ok(client)
     }
 
     /// True when connect found a stream already in the file (RECONNECTING).
@@ -243,6 +248,9 @@ impl Client {
         let map = &shared.map;
         let mut asm = shared.asm();
         asm.drain(map);
+        if let Some(bytes) = asm.alloc_failed.take() {
+            return Err(Error::MemoryAlloc { bytes });
+        }
         // After a drain at most one whole frame waits in place, beside at most
         // one assembled frame; take the newer and drop the other.
         for _ in 0..4 {
@@ -573,6 +581,7 @@ impl Assembler {
                 data.clear();
                 if data.try_reserve_exact(len).is_err() {
                     tracing::warn!(len, "cannot allocate memory to assemble a banded frame; dropped");
+                    self.alloc_failed = Some(len as u64);
                     self.stats.frames_partial += 1;
                     release(map, index, CLIENT);
                     return;
