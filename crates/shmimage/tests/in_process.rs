@@ -125,3 +125,54 @@ fn destroy_leaves_the_server_unconnected_and_reconnect_is_reported() {
     drop(c2);
     assert_eq!(s.put_frame(2, 8, 8, &pattern(8, 8, 0)).unwrap_err().code(), Code::Unconnected);
 }
+
+#[test]
+fn every_code_is_reached_on_purpose() {
+    use shmimage::{options, Stream};
+    let dir = tempfile::tempdir().unwrap();
+    let code = |r: shmimage::Result<(Stream, Code)>| match r {
+        Ok((_, c)) => c,
+        Err(e) => e.code(),
+    };
+    // Opening.
+    assert_eq!(code(Stream::create(dir.path().join("missing"), options::NONE)), Code::BadFileSize);
+    let tiny = dir.path().join("tiny");
+    std::fs::write(&tiny, [0u8; 63]).unwrap();
+    assert_eq!(code(Stream::create(&tiny, options::SERVER)), Code::BadFileSize);
+    assert_eq!(code(Stream::create(dir.path(), options::NONE)), Code::UnableToOpenFile);
+    let link = dir.path().join("link");
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    std::os::unix::fs::symlink(f.path(), &link).unwrap();
+    assert_eq!(code(Stream::create(&link, options::NONE)), Code::UnableToOpenFile);
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(code(Stream::create(&fifo, options::NONE)), Code::UnableToOpenFile);
+    assert_eq!(code(Stream::create(f.path(), 0x8)), Code::BadArgs);
+    // Roles.
+    let (mut server, c0) = Stream::create(f.path(), options::SERVER).unwrap();
+    assert_eq!(c0, Code::NoError);
+    assert_eq!(server.lock().unwrap_err().code(), Code::IsServer);
+    assert_eq!(server.unlock().unwrap_err().code(), Code::IsServer);
+    assert_eq!(server.put_frame(1, 8, 8, &[0; 192]).unwrap_err().code(), Code::Unconnected);
+    let (mut client, c1) = Stream::create(f.path(), options::NOTHREADS).unwrap();
+    assert_eq!(c1, Code::NoError);
+    assert_eq!(client.put_frame(1, 8, 8, &[0; 192]).unwrap_err().code(), Code::IsNotServer);
+    // Frames.
+    assert_eq!(server.put_frame(1, 0, 8, &[]).unwrap_err().code(), Code::BadArgs);
+    assert_eq!(server.put_frame(1, 8, 8, &[0; 191]).unwrap_err().code(), Code::BadArgs);
+    assert_eq!(server.put_frame(1, 200, 1, &[0; 600]).unwrap_err().code(), Code::FrameTooLarge);
+    assert_eq!(client.lock().unwrap_err().code(), Code::NoFrameAvailable);
+    assert_eq!(client.unlock().unwrap_err().code(), Code::NotLocked);
+    server.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    server.put_frame(2, 8, 8, &[2; 192]).unwrap();
+    assert_eq!(server.put_frame(3, 8, 8, &[3; 192]).unwrap_err().code(), Code::NoBufferAvailable);
+    let info = client.lock().unwrap();
+    assert_eq!(info.number, 2);
+    assert_eq!(client.pixels().unwrap(), &[2u8; 192][..]);
+    assert_eq!(client.lock().unwrap_err().code(), Code::Locked);
+    let (_again, c2) = Stream::create(f.path(), options::NOTHREADS).unwrap();
+    assert_eq!(c2, Code::Reconnecting);
+    client.unlock().unwrap();
+}
