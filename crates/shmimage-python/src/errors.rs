@@ -15,7 +15,6 @@ fn class_name(e: &Error, side: Side) -> &'static str {
     match (e.code(), side) {
         (Code::Unconnected, Side::Client) => "ServerGoneError",
         (Code::Unconnected, _) => "UnconnectedError",
-        (Code::NoFrameAvailable, Side::Wait) => "FrameTimeoutError",
         (Code::NoFrameAvailable, _) => "NoFrameAvailableError",
         (Code::NoBufferAvailable, _) => "NoBufferAvailableError",
         (Code::BadArgs, _) => "BadArgsError",
@@ -39,8 +38,6 @@ fn class_name(e: &Error, side: Side) -> &'static str {
 pub(crate) enum Side {
     /// A client operation: UNCONNECTED there means the server process has gone.
     Client,
-    /// A client wait: NO_FRAMEAVAILABLE there means the timeout expired.
-    Wait,
     /// Anything else.
     Other,
 }
