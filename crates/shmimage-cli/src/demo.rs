@@ -1,11 +1,382 @@
-//! `shmimage demo` (placeholder; being written).
+//! `shmimage demo`: a server process renders an animated pattern straight
+//! into shared memory (a zero-copy loan, or `put_frame` with `--copy`), a
+//! client process verifies every frame it receives, and this process prints
+//! their live stats.
+//!
+//! Each frame's first row is a stamp: magic, frame number, the publish time
+//! (CLOCK_MONOTONIC, the same clock in every process) and an xxh3 checksum of
+//! the rest of the frame, so the client detects torn or mixed frames and
+//! measures wake-up latency.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 use clap::Args;
+use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
-#[derive(Debug, Args)]
-pub struct DemoArgs {}
-#[derive(Debug, Args)]
-pub struct RoleArgs {}
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-pub fn run(_: DemoArgs) -> Result<(), Box<dyn std::error::Error>> { Ok(()) }
-pub fn server(_: RoleArgs) -> Result<(), Box<dyn std::error::Error>> { Ok(()) }
-pub fn client(_: RoleArgs) -> Result<(), Box<dyn std::error::Error>> { Ok(()) }
+const MAGIC: &[u8; 4] = b"SHMI";
+/// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.
+const STAMP_LEN: usize = 4 + 4 + 8 + 8;
+
+/// Options of `shmimage demo`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  shmimage demo\n  shmimage demo --size 3840x2160 --seconds 10\n  shmimage demo --fps 60 --copy")]
+pub struct DemoArgs {
+    /// Frame size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Frames per second to aim for; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    fps: f64,
+    /// How long to run.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Copy each frame in with put_frame instead of rendering into a loan.
+    #[arg(long)]
+    copy: bool,
+    /// Stream file length in bytes (default: one frame per buffer). A smaller
+    /// file makes large frames travel in bands, e.g. 26214400 (EnSight's 25 MiB).
+    #[arg(long)]
+    file_len: Option<u64>,
+}
+
+/// Options of the demo's two internal processes.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    #[arg(long)]
+    file: PathBuf,
+    #[arg(long, value_parser = parse_size)]
+    size: (u32, u32),
+    #[arg(long)]
+    fps: f64,
+    #[arg(long)]
+    seconds: f64,
+    #[arg(long)]
+    copy: bool,
+}
+
+/// Parse `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1920x1080"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("{s:?}: width is not a number"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("{s:?}: height is not a number"))?;
+    if w == 0 || h == 0 {
+        return Err(format!("{s:?}: width and height must be > 0"));
+    }
+    Ok((w, h))
+}
+
+fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+pub fn run(a: DemoArgs) -> Result<()> {
+    let (w, h) = a.size;
+    if (w as usize) * 3 < STAMP_LEN {
+        return Err(format!("frames must be at least {} pixels wide to carry the stamp", STAMP_LEN.div_ceil(3)).into());
+    }
+    let file = match a.file_len {
+        Some(len) => StreamFile::with_len(len)?,
+        None => StreamFile::for_frame(w, h)?,
+    };
+    let exe = std::env::current_exe()?;
+    let common = |role: &str| {
+        let mut c = Command::new(&exe);
+        c.arg(role)
+            .arg("--file")
+            .arg(file.path())
+            .args(["--size", &format!("{w}x{h}"), "--fps", &a.fps.to_string(), "--seconds", &a.seconds.to_string()]);
+        if a.copy {
+            c.arg("--copy");
+        }
+        c
+    };
+    let mode = if a.copy { "put_frame (one copy)" } else { "loan (zero copy)" };
+    println!(
+        "shmimage demo: {w}x{h} RGB, {}, {mode}, {} s, stream file {} ({} bytes)",
+        if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
+        a.seconds,
+        file.path().display(),
+        std::fs::metadata(file.path())?.len()
+    );
+    let mut server = common("demo-server").stdout(Stdio::null()).spawn()?;
+    let mut client = common("demo-client").stdout(Stdio::piped()).spawn()?;
+    let out = client.stdout.take().ok_or("no client output")?;
+    let tty = std::io::stdout().is_terminal();
+    let mut summary = None;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if let Some(s) = line.strip_prefix("STATUS ") {
+            if tty {
+                print!("\r\x1b[2K{s}");
+                std::io::stdout().flush()?;
+            } else {
+                println!("{s}");
+            }
+        } else if let Some(s) = line.strip_prefix("SUMMARY ") {
+            summary = Some(s.to_owned());
+        }
+    }
+    if tty {
+        println!();
+    }
+    let client_ok = client.wait()?.success();
+    let server_ok = server.wait()?.success();
+    let summary = summary.ok_or("the client process ended without a summary")?;
+    println!("summary: {summary}");
+    let corrupt = field(&summary, "corrupt").unwrap_or(u64::MAX);
+    let frames = field(&summary, "frames").unwrap_or(0);
+    if !client_ok || !server_ok || corrupt != 0 || frames == 0 {
+        return Err(format!(
+            "demo failed: {frames} frames, {corrupt} corrupt, server {}, client {}",
+            ok(server_ok),
+            ok(client_ok)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn ok(b: bool) -> &'static str {
+    if b { "ok" } else { "failed" }
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The moving gradient: each row is a window into one precomputed wide row.
+struct Pattern {
+    w: usize,
+    wide: Vec<u8>,
+}
+
+const PERIOD: usize = 512;
+
+impl Pattern {
+    fn new(w: u32) -> Pattern {
+        let w = w as usize;
+        let wide = (0..(w + PERIOD) * 3)
+            .map(|i| {
+                let (px, ch) = (i / 3, i % 3);
+                let phase = (px % PERIOD) as f32 / PERIOD as f32 * std::f32::consts::TAU;
+                let v = (phase + ch as f32 * 2.1).sin() * 0.5 + 0.5;
+                (v * 255.0) as u8
+            })
+            .collect();
+        Pattern { w, wide }
+    }
+
+    /// Render frame `n` into `out` (rows top-down), stamp excluded.
+    fn render(&self, n: u32, h: u32, out: &mut [u8]) {
+        let row = self.w * 3;
+        for (r, dst) in out.chunks_exact_mut(row).enumerate() {
+            let shift = (r / 2 + n as usize * 6) % PERIOD;
+            dst.copy_from_slice(&self.wide[shift * 3..shift * 3 + row]);
+        }
+        draw_number(out, self.w, h as usize, n);
+    }
+}
+
+/// Draw `n` in large digits near the top-left corner (visible in `view`).
+fn draw_number(out: &mut [u8], w: usize, h: usize, n: u32) {
+    // 3x5 glyphs, one bit a cell, rows top-down.
+    const GLYPHS: [u16; 10] = [
+        0b111_101_101_101_111,
+        0b010_110_010_010_111,
+        0b111_001_111_100_111,
+        0b111_001_111_001_111,
+        0b101_101_111_001_001,
+        0b111_100_111_001_111,
+        0b111_100_111_101_111,
+        0b111_001_010_010_010,
+        0b111_101_111_101_111,
+        0b111_101_111_001_111,
+    ];
+    let scale = (h / 60).clamp(1, 12);
+    let digits = n.to_string();
+    let (x0, y0) = (scale * 2, scale * 2 + 1);
+    for (k, d) in digits.bytes().enumerate() {
+        let glyph = GLYPHS[(d - b'0') as usize];
+        for gy in 0..5 {
+            for gx in 0..3 {
+                let on = glyph >> (14 - (gy * 3 + gx)) & 1 == 1;
+                let v = if on { 255 } else { 0 };
+                for y in 0..scale {
+                    let py = y0 + gy * scale + y;
+                    let px0 = x0 + (k * 4 + gx) * scale;
+                    if py >= h || px0 + scale > w {
+                        continue;
+                    }
+                    out[(py * w + px0) * 3..(py * w + px0 + scale) * 3].fill(v);
+                }
+            }
+        }
+    }
+}
+
+fn checksum(frame: &[u8], w: u32) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&frame[w as usize * 3..])
+}
+
+fn stamp(frame: &mut [u8], n: u32, sum: u64) {
+    frame[..4].copy_from_slice(MAGIC);
+    frame[4..8].copy_from_slice(&n.to_le_bytes());
+    frame[16..24].copy_from_slice(&sum.to_le_bytes());
+    // The publish time goes in last, just before commit.
+    frame[8..16].copy_from_slice(&now_ns().to_le_bytes());
+}
+
+pub fn server(a: RoleArgs) -> Result<()> {
+    let (w, h) = a.size;
+    let mut s = Server::create(&a.file, ServerOptions::default())?;
+    s.wait_for_client(Duration::from_secs(10))?;
+    let pattern = Pattern::new(w);
+    let len = w as usize * h as usize * 3;
+    let mut scratch = if a.copy { vec![0u8; len] } else { Vec::new() };
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(a.seconds);
+    let period = (a.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / a.fps));
+    let mut n = 0u32;
+    while Instant::now() < end {
+        if let Some(p) = period {
+            let due = start + p * n;
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+        match s.wait_for_buffer(Duration::from_millis(100)) {
+            Ok(()) => {}
+            Err(e) if e.code() == Code::NoBufferAvailable => continue,
+            Err(e) => return Err(e.into()),
+        }
+        n += 1;
+        if a.copy {
+            pattern.render(n, h, &mut scratch);
+            let sum = checksum(&scratch, w);
+            stamp(&mut scratch, n, sum);
+            s.put_frame(n, w, h, &scratch)?;
+        } else {
+            let mut loan = s.loan(w, h)?;
+            let px = loan.as_mut_slice();
+            pattern.render(n, h, px);
+            let sum = checksum(px, w);
+            stamp(px, n, sum);
+            loan.commit(n)?;
+        }
+    }
+    // Let the client drain the last frames before it sees us gone.
+    let _ = s.wait_for_buffer(Duration::from_secs(2));
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    bytes: u64,
+    dropped: u64,
+    corrupt: u64,
+    last: Option<u32>,
+    wake_ns: Vec<u64>,
+}
+
+impl Tally {
+    fn line(&self, elapsed: f64) -> String {
+        let mut v = self.wake_ns.clone();
+        v.sort_unstable();
+        let pct = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).map_or(0.0, |&ns| ns as f64 / 1000.0);
+        format!(
+            "frames={} fps={:.0} GB/s={:.2} wake_p50_us={:.1} wake_p99_us={:.1} dropped={} corrupt={}",
+            self.frames,
+            self.frames as f64 / elapsed,
+            self.bytes as f64 / elapsed / 1e9,
+            pct(0.5),
+            pct(0.99),
+            self.dropped,
+            self.corrupt
+        )
+    }
+}
+
+pub fn client(a: RoleArgs) -> Result<()> {
+    let (w, h) = a.size;
+    let mut c = Client::connect(&a.file, ClientOptions::default())?;
+    let mut t = Tally::default();
+    let start = Instant::now();
+    let give_up = start + Duration::from_secs_f64(a.seconds + 15.0);
+    let mut next_status = start + Duration::from_millis(250);
+    let mut out = std::io::stdout().lock();
+    loop {
+        let waiting_since = now_ns();
+        match c.wait_frame(Duration::from_millis(100)) {
+            Ok(f) => {
+                let woke = now_ns();
+                let px = f.pixels();
+                let ok = f.width() == w
+                    && f.height() == h
+                    && px.len() >= STAMP_LEN
+                    && &px[..4] == MAGIC
+                    && u32::from_le_bytes(px[4..8].try_into()?) == f.number()
+                    && u64::from_le_bytes(px[16..24].try_into()?) == checksum(px, w);
+                let published = u64::from_le_bytes(px[8..16].try_into()?);
+                // Only a frame published while we slept measures a wake-up.
+                if ok && published >= waiting_since && woke >= published {
+                    t.wake_ns.push(woke - published);
+                }
+                if let Some(last) = t.last {
+                    t.dropped += u64::from(f.number().wrapping_sub(last).saturating_sub(1));
+                }
+                t.last = Some(f.number());
+                t.frames += 1;
+                t.bytes += px.len() as u64;
+                t.corrupt += u64::from(!ok);
+            }
+            Err(e) if e.code() == Code::NoFrameAvailable => {}
+            Err(e) if e.code() == Code::Unconnected && t.frames > 0 => break, // server finished
+            Err(e) => return Err(e.into()),
+        }
+        if Instant::now() >= next_status {
+            writeln!(out, "STATUS {}", t.line(start.elapsed().as_secs_f64()))?;
+            next_status += Duration::from_millis(250);
+        }
+        if Instant::now() > give_up {
+            break;
+        }
+    }
+    let mut line = t.line(start.elapsed().as_secs_f64());
+    let mut v = t.wake_ns.clone();
+    v.sort_unstable();
+    let p999 = v.get(((v.len() as f64 - 1.0) * 0.999).round() as usize).map_or(0.0, |&ns| ns as f64 / 1000.0);
+    line.push_str(&format!(" wake_p999_us={p999:.1} wake_samples={}", v.len()));
+    writeln!(out, "SUMMARY {line}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_bad_ones_explain() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert!(parse_size("0x5").unwrap_err().contains("> 0"));
+        assert!(parse_size("abc").unwrap_err().contains("WIDTHxHEIGHT"));
+    }
+
+    #[test]
+    fn a_stamped_frame_verifies_and_a_changed_byte_does_not() {
+        let (w, h) = (64, 40);
+        let mut f = vec![0u8; 64 * 40 * 3];
+        Pattern::new(w).render(123, h, &mut f);
+        let sum = checksum(&f, w);
+        stamp(&mut f, 123, sum);
+        assert_eq!(u64::from_le_bytes(f[16..24].try_into().unwrap()), checksum(&f, w));
+        f[5000] ^= 1;
+        assert_ne!(u64::from_le_bytes(f[16..24].try_into().unwrap()), checksum(&f, w));
+    }
+}
