@@ -15,6 +15,17 @@ use shmimage_x11::DrawPath;
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
 
+/// `?` for the main loops: leave the loop with the error, so the cleanup
+/// after it (completions awaited, segments detached, stats printed) still runs.
+macro_rules! or_break {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => break Err(e.into()),
+        }
+    };
+}
+
 /// How `view` draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PathArg {
@@ -189,7 +200,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
             }
         }
         let events =
-            if viewer.ready() { viewer.pump(Duration::ZERO)? } else { viewer.pump(Duration::from_millis(20))? };
+            or_break!(viewer.pump(if viewer.ready() { Duration::ZERO } else { Duration::from_millis(20) }));
         if events.contains(&ViewerEvent::CloseRequested) {
             break Ok(());
         }
@@ -203,7 +214,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
                     dropped += u64::from(n.wrapping_sub(prev).wrapping_sub(1).min(1 << 20));
                 }
                 last_number = Some(n);
-                let events = viewer.show(frame.width(), frame.height(), frame.pixels())?;
+                let events = or_break!(viewer.show(frame.width(), frame.height(), frame.pixels()));
                 drop(frame);
                 shown += 1;
                 first.get_or_insert_with(Instant::now);
@@ -222,16 +233,16 @@ pub fn view(a: ViewArgs) -> Result<()> {
                     eprintln!("shmimage view: {e}; waiting for a server");
                     server_gone_said = true;
                 }
-                viewer.pump(Duration::from_millis(100))?;
+                or_break!(viewer.pump(Duration::from_millis(100)));
             }
             Err(e) => break Err(e.into()),
         }
         if let Some(fps) = rate.tick(shown, Duration::from_secs(1)) {
             let (w, h) = viewer.size();
-            viewer.set_title(&format!(
+            or_break!(viewer.set_title(&format!(
                 "shmimage view {name} — {w}x{h} — {fps:.1} frames/s, {dropped} dropped — {}",
                 viewer.path_description()
-            ))?;
+            )));
         }
     };
     let elapsed = first.map_or(Duration::ZERO, |t| t.elapsed());

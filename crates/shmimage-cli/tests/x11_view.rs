@@ -57,3 +57,29 @@ fn view_falls_back_without_mit_shm_and_says_so() {
     let err = round_trip(&["-extension", "MIT-SHM"], &[], "core");
     assert!(err.contains("no MIT-SHM"), "the fallback's reason is missing:\n{err}");
 }
+
+#[test]
+fn view_closes_cleanly_on_wm_delete_window() {
+    use shmimage_x11::x11rb::connection::Connection;
+    use shmimage_x11::x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+
+    let x = Xvfb::start(&[]);
+    let file = stream_file(64, 48);
+    let _server = PatternServer::start(file.path(), 64, 48, pattern(64, 48, 4));
+    let mut view = Shmimage::spawn(&["view", file.path().to_str().unwrap(), "--display", &x.display, "--timeout", "60"]);
+    let window = view.window();
+    let conn = x.connect();
+    wait_for_pixels(&conn, window, 64, 48, &pattern(64, 48, 4), &view);
+    let pid = view.pid();
+    // What a window manager sends when the close button is pressed; with an
+    // empty event mask SendEvent delivers to the window's creator.
+    let atom = |n: &[u8]| conn.intern_atom(false, n).unwrap().reply().unwrap().atom;
+    let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+    let ev = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+    conn.send_event(false, window, EventMask::NO_EVENT, ev).unwrap();
+    conn.flush().unwrap();
+    let (st, err) = view.wait();
+    assert!(st.success(), "{err}");
+    assert!(err.contains("frames in"), "{err}");
+    eventually("no segment of the closed viewer left", || segments_of(pid).is_empty());
+}
