@@ -1,0 +1,249 @@
+//! shmimage-bench: shmimage between two real processes against the physical
+//! limit (memcpy) and what a user would otherwise pick (Unix socket, pipe,
+//! TCP loopback, GStreamer shm, iceoryx2), in one run, as a markdown table
+//! with ratios and a PNG plot.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+mod common;
+mod gst;
+#[cfg(feature = "iceoryx2")]
+mod ice;
+#[cfg(feature = "plot")]
+mod plot;
+mod report;
+mod shm;
+mod streams;
+
+use common::*;
+
+const USAGE: &str = "\
+usage: shmimage-bench [--quick] [--seconds S] [--sizes 720p,1080p,4K] [--out DIR] [--skip LIST]
+
+  --quick        short run for smoke tests (0.3 s per measurement)
+  --seconds S    seconds per throughput measurement (default 3); latency tests run 2 S
+  --sizes LIST   comma-separated: 720p, 1080p, 4K or WxH (default all three)
+  --out DIR      where bench.md and bench.png go (default target/bench)
+  --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, plot
+";
+
+#[derive(Debug)]
+pub struct Args {
+    pub seconds: f64,
+    pub sizes: Vec<Size>,
+    pub out: PathBuf,
+    pub skip: Vec<String>,
+}
+
+impl Args {
+    fn skips(&self, part: &str) -> bool {
+        self.skip.iter().any(|s| s == part)
+    }
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args { seconds: 3.0, sizes: SIZES.to_vec(), out: PathBuf::from("target/bench"), skip: Vec::new() };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => a.seconds = 0.3,
+            "--seconds" => {
+                a.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?;
+                if !(a.seconds > 0.0) {
+                    return Err("--seconds must be > 0".into());
+                }
+            }
+            "--sizes" => {
+                let v = value("--sizes")?;
+                a.sizes = v.split(',').map(|s| size_by_name(s).ok_or(format!("unknown size {s:?}"))).collect::<Result<_, _>>()?;
+            }
+            "--out" => a.out = PathBuf::from(value("--out")?),
+            "--skip" => a.skip = value("--skip")?.split(',').map(|s| s.trim().to_owned()).collect(),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("__peer") {
+        args.next();
+        let v: Vec<String> = args.collect();
+        run_peer(&v);
+        return;
+    }
+    let a = match parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("shmimage-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    run(&a);
+}
+
+fn run_peer(v: &[String]) {
+    let arg = |i: usize| v.get(i).map(String::as_str).unwrap_or_default();
+    match arg(0) {
+        "shm-read" => shm::peer_read(arg(1)),
+        "shm-wait" => shm::peer_latency(arg(1), false),
+        "shm-poll" => shm::peer_latency(arg(1), true),
+        "stream-read" => streams::peer_read(arg(1), arg(2), arg(3).parse().expect("frame bytes")),
+        "echo" => streams::peer_echo(arg(1)),
+        #[cfg(feature = "iceoryx2")]
+        "ice-read" => ice::peer_read(arg(1), arg(2).parse().expect("frame bytes")),
+        #[cfg(feature = "iceoryx2")]
+        "ice-wait" => ice::peer_latency(arg(1)),
+        other => panic!("unknown peer role {other:?}"),
+    }
+}
+
+fn progress(what: &str, size: Option<Size>) {
+    match size {
+        Some(s) => eprintln!("  {what} @ {} ...", s.name),
+        None => eprintln!("  {what} ..."),
+    }
+}
+
+fn run(a: &Args) {
+    let started = Instant::now();
+    let secs = a.seconds;
+    let mut tput: Vec<Tput> = Vec::new();
+    let mut lat: Vec<Latency> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let gst_ok = !a.skips("gst") && gst::available();
+    if !a.skips("gst") && !gst_ok {
+        notes.push("GStreamer: gst-launch-1.0 or the shm/videotestsrc plugins are missing (apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-bad); not measured.".into());
+    }
+    #[cfg(not(feature = "iceoryx2"))]
+    if !a.skips("iceoryx2") {
+        notes.push("iceoryx2: this binary was built without the `iceoryx2` feature; not measured.".into());
+    }
+    eprintln!("shmimage-bench: {} s per throughput measurement", secs);
+    for &size in &a.sizes {
+        progress("memcpy", Some(size));
+        tput.push(memcpy(size, secs));
+        progress("read (digest)", Some(size));
+        tput.push(read_only(size, secs));
+        progress("shmimage put_frame", Some(size));
+        tput.push(shm::throughput(size, secs, shm::Mode::Put));
+        progress("shmimage loan+commit", Some(size));
+        tput.push(shm::throughput(size, secs, shm::Mode::Loan));
+        if !a.skips("banded") && size.bytes() as u64 * 2 + 48 > shmimage::layout::ENSIGHT_FILE_SIZE {
+            progress("shmimage banded", Some(size));
+            tput.push(shm::throughput(size, secs, shm::Mode::Banded));
+        }
+        if !a.skips("streams") {
+            for k in [streams::Kind::Unix, streams::Kind::Pipe, streams::Kind::Tcp] {
+                progress(k.label(), Some(size));
+                tput.push(streams::throughput(size, secs, k));
+            }
+        }
+        if gst_ok {
+            progress("GStreamer shmsink/shmsrc", Some(size));
+            match gst::throughput(size, secs) {
+                Some(t) => tput.push(t),
+                None => notes.push(format!("GStreamer at {}: the pipelines produced no frames.", size.name)),
+            }
+        }
+        #[cfg(feature = "iceoryx2")]
+        if !a.skips("iceoryx2") {
+            progress("iceoryx2", Some(size));
+            match ice::throughput(size, secs) {
+                Ok(t) => tput.push(t),
+                Err(e) => notes.push(format!("iceoryx2 at {}: {e}", size.name)),
+            }
+        }
+    }
+    if !a.skips("latency") {
+        let lsecs = (secs * 2.0).max(1.0);
+        progress("latency: shmimage futex wait", None);
+        lat.push(shm::latency(lsecs, false));
+        progress("latency: shmimage polling client", None);
+        lat.push(shm::latency(lsecs, true));
+        progress("latency: Unix socket ping-pong", None);
+        lat.push(streams::unix_pingpong(lsecs));
+        #[cfg(feature = "iceoryx2")]
+        if !a.skips("iceoryx2") {
+            progress("latency: iceoryx2 event wait", None);
+            match ice::latency(lsecs) {
+                Ok(l) => lat.push(l),
+                Err(e) => notes.push(format!("iceoryx2 latency: {e}")),
+            }
+        }
+    }
+    let md = report::markdown(a, &tput, &lat, &notes, started.elapsed());
+    print!("{md}");
+    std::fs::create_dir_all(&a.out).expect("create the output directory");
+    let md_path = a.out.join("bench.md");
+    std::fs::write(&md_path, &md).expect("write bench.md");
+    eprintln!("wrote {}", md_path.display());
+    #[cfg(feature = "plot")]
+    if !a.skips("plot") {
+        let png = a.out.join("bench.png");
+        match plot::draw(&png, &tput, &lat) {
+            Ok(()) => eprintln!("wrote {}", png.display()),
+            Err(e) => eprintln!("shmimage-bench: no plot: {e}"),
+        }
+    }
+}
+
+/// The limit for one copy: warm source and destination in this process.
+fn memcpy(size: Size, secs: f64) -> Tput {
+    let src = pattern(size.bytes());
+    let mut dst = pattern(size.bytes());
+    dst.copy_from_slice(&src);
+    let mut times = Vec::with_capacity(1 << 16);
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        let t = Instant::now();
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+        times.push(t.elapsed().as_nanos() as u64);
+        n += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    Tput {
+        transport: "memcpy (limit)".into(),
+        size,
+        frames: n,
+        secs: elapsed,
+        producer_ns: Some(median_ns(&mut times)),
+        consumer_ns: None,
+        note: "one copy, warm buffers, one process".into(),
+    }
+}
+
+/// What the consumer's read of a frame costs without any transport.
+fn read_only(size: Size, secs: f64) -> Tput {
+    let src = pattern(size.bytes());
+    let mut times = Vec::with_capacity(1 << 16);
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let (mut n, mut acc) = (0u64, 0u64);
+    while Instant::now() < end {
+        let t = Instant::now();
+        acc ^= digest(black_box(&src));
+        times.push(t.elapsed().as_nanos() as u64);
+        n += 1;
+    }
+    black_box(acc);
+    Tput {
+        transport: "read only (digest)".into(),
+        size,
+        frames: n,
+        secs: t0.elapsed().as_secs_f64(),
+        producer_ns: None,
+        consumer_ns: Some(median_ns(&mut times)),
+        note: "the consumer's per-frame work, no transport".into(),
+    }
+}
