@@ -86,7 +86,7 @@ struct PixelView {
     width: u32,
     height: u32,
     writable: bool,
-    count: Arc<AtomicUsize>,
+    _lent: Lent,
     _owner: Py<PyAny>,
 }
 
@@ -103,44 +103,43 @@ impl PixelView {
     }
 }
 
-impl Drop for PixelView {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn numpy(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     py.import("numpy").map_err(|e| {
         pyo3::exceptions::PyImportError::new_err(format!("numpy is needed for array views (pip install numpy): {e}"))
     })
 }
 
-/// An (h, w, 3) uint8 numpy array over `addr`; the caller has checked, under
-/// its own lock, that the memory is still its to lend.
+/// An (h, w, 3) uint8 numpy array over `addr`. `lent` was taken under the
+/// owner's lock, after checking the memory is still the owner's to lend; the
+/// lock is released before this runs, because building the array runs Python
+/// code (which may hand the GIL to a thread that wants that lock).
 fn make_array<'py>(
     owner: &Bound<'py, PyAny>,
     addr: usize,
     width: u32,
     height: u32,
     writable: bool,
-    count: &Arc<AtomicUsize>,
+    lent: Lent,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
     let np = numpy(py)?;
-    count.fetch_add(1, Ordering::AcqRel);
-    // From here the PixelView's Drop undoes the count, whatever happens.
-    let view = Bound::new(
-        py,
-        PixelView { addr, width, height, writable, count: Arc::clone(count), _owner: owner.clone().unbind() },
-    )?;
+    let view = Bound::new(py, PixelView { addr, width, height, writable, _lent: lent, _owner: owner.clone().unbind() })?;
     np.getattr("asarray")?.call1((view,))
 }
 
-/// Counts a copy in progress as a view, so the memory cannot be handed back
-/// while the GIL is released for the copy.
-struct CopyGuard(Arc<AtomicUsize>);
+/// One use of an owner's memory (a view, or a copy in progress), counted in
+/// the owner's counter while it lives; the owner refuses to hand the memory
+/// back while the count is not zero.
+struct Lent(Arc<AtomicUsize>);
 
-impl Drop for CopyGuard {
+impl Lent {
+    fn new(count: &Arc<AtomicUsize>) -> Lent {
+        count.fetch_add(1, Ordering::AcqRel);
+        Lent(Arc::clone(count))
+    }
+}
+
+impl Drop for Lent {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -150,7 +149,7 @@ impl Drop for CopyGuard {
 fn bytes_from<'py>(py: Python<'py>, addr: usize, len: usize) -> PyResult<Bound<'py, PyBytes>> {
     PyBytes::new_with(py, len, |dst| {
         py.detach(|| {
-            // SAFETY: the caller holds a CopyGuard (or a live owner) that keeps
+            // SAFETY: the caller holds a `Lent` that keeps
             // `len` bytes at `addr` valid and unchanged by this process.
             let src = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
             dst.copy_from_slice(src);
@@ -168,7 +167,7 @@ fn array_from<'py>(py: Python<'py>, addr: usize, width: u32, height: u32) -> PyR
     py.detach(|| {
         // SAFETY: `arr` is a fresh C-contiguous array of exactly `len` bytes
         // that nothing else references yet; the source is kept valid by the
-        // caller's CopyGuard; the two cannot overlap.
+        // caller's `Lent`; the two cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, data as *mut u8, len) };
     });
     Ok(arr)
@@ -596,6 +595,7 @@ impl Loan {
         let server = self.server.get();
         let mut open = lock(&self.open);
         if !*open {
+            drop(open);
             return Err(closed(py, "this loan (already committed or abandoned)"));
         }
         let n = server.loan_views.load(Ordering::Acquire);
@@ -603,6 +603,9 @@ impl Loan {
             return Err(errors::views_alive("cannot end the loan", n));
         }
         *open = false;
+        // Not held across the call below: it re-takes the GIL, and a thread
+        // holding the GIL may be waiting for this lock.
+        drop(open);
         let id = self.id;
         server.with_cell(py, |c| c.end_loan(id, commit))
     }
@@ -630,14 +633,10 @@ impl Loan {
     /// Delete every view before commit()/abandon() (they refuse otherwise).
     fn array<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let this = slf.get();
-        let open = lock(&this.open);
-        if !*open {
-            return Err(closed(slf.py(), "this loan (already committed or abandoned)"));
-        }
-        let views = &this.server.get().loan_views;
-        let arr = make_array(slf.as_any(), this.addr, this.width, this.height, true, views);
-        drop(open);
-        arr
+        // The lock is released before any Python code runs (see make_array).
+        let lent = (*lock(&this.open)).then(|| Lent::new(&this.server.get().loan_views));
+        let lent = lent.ok_or_else(|| closed(slf.py(), "this loan (already committed or abandoned)"))?;
+        make_array(slf.as_any(), this.addr, this.width, this.height, true, lent)
     }
 
     /// Publish the frame with this number.
@@ -709,7 +708,8 @@ enum WaitEnd {
 
 impl Client {
     fn core(&self, py: Python<'_>) -> PyResult<Core> {
-        lock(&self.core).clone().ok_or_else(|| closed(py, "the client"))
+        let core = lock(&self.core).clone();
+        core.ok_or_else(|| closed(py, "the client"))
     }
 
     fn with_core<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut ClientCore) -> T + Send) -> PyResult<T> {
@@ -902,13 +902,10 @@ struct Frame {
 
 impl Frame {
     /// Start a copy: fails once released; counts as a view meanwhile.
-    fn begin_copy(&self, py: Python<'_>) -> PyResult<CopyGuard> {
-        let released = lock(&self.released);
-        if *released {
-            return Err(closed(py, "this frame (already released)"));
-        }
-        self.views.fetch_add(1, Ordering::AcqRel);
-        Ok(CopyGuard(Arc::clone(&self.views)))
+    fn lend(&self, py: Python<'_>) -> PyResult<Lent> {
+        // The lock is released before any Python code runs (see make_array).
+        let lent = (!*lock(&self.released)).then(|| Lent::new(&self.views));
+        lent.ok_or_else(|| closed(py, "this frame (already released)"))
     }
 
     /// Give the engine's lock back (if this frame still holds it).
@@ -962,25 +959,20 @@ impl Frame {
     /// to be deleted (BufferError otherwise).
     fn array<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let this = slf.get();
-        let released = lock(&this.released);
-        if *released {
-            return Err(closed(slf.py(), "this frame (already released)"));
-        }
-        let arr = make_array(slf.as_any(), this.addr, this.info.width, this.info.height, false, &this.views);
-        drop(released);
-        arr
+        let lent = this.lend(slf.py())?;
+        make_array(slf.as_any(), this.addr, this.info.width, this.info.height, false, lent)
     }
 
     /// A writable numpy array holding a copy of the pixels (GIL released
     /// during the copy); it outlives the frame.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let _guard = self.begin_copy(py)?;
+        let _lent = self.lend(py)?;
         array_from(py, self.addr, self.info.width, self.info.height)
     }
 
     /// The pixels as bytes (a copy, GIL released during the copy).
     fn tobytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let _guard = self.begin_copy(py)?;
+        let _lent = self.lend(py)?;
         bytes_from(py, self.addr, self.info.len())
     }
 

@@ -522,3 +522,54 @@ def test_the_gil_is_released_while_waiting(stream):
     # A thread that got the GIL for ~0.5 s counts to millions; one that was
     # starved would count to (almost) nothing.
     assert during > 100_000, during
+
+
+def test_threads_sharing_a_client_and_server_do_not_deadlock(stream):
+    """A reader, a poller and a writer thread on one stream for 0.5 s: every
+    one finishes (no lock is held while waiting for the GIL)."""
+    server, client, _ = stream
+    stop = threading.Event()
+    errors, counts = [], {"read": 0, "poll": 0, "put": 0}
+
+    def guarded(name, body):
+        def run():
+            try:
+                while not stop.is_set():
+                    body()
+                    counts[name] += 1
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        return threading.Thread(target=run)
+
+    img = pattern(1, 32, 32)
+
+    def read():
+        try:
+            with client.wait_frame(timeout=0.05) as frame:
+                assert frame.array()[0, 0, 1] == 0
+                frame.copy()
+        except shmimage.FrameTimeoutError:
+            pass
+
+    def poll():
+        client.server_liveness()
+        client.stats()
+        server.stats()
+
+    def put():
+        try:
+            server.put(counts["put"] + 1, img, timeout=0.01)
+        except shmimage.NoBufferAvailableError:
+            pass
+
+    threads = [guarded("read", read), guarded("poll", poll), guarded("put", put)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    assert not errors, errors
+    assert counts["read"] > 0 and counts["put"] > 0 and counts["poll"] > 0
