@@ -199,8 +199,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
                 break Err(format!("no frame for {:.1} s (--timeout)", t.as_secs_f64()).into());
             }
         }
-        let events =
-            or_break!(viewer.pump(if viewer.ready() { Duration::ZERO } else { Duration::from_millis(20) }));
+        let events = or_break!(viewer.pump(if viewer.ready() { Duration::ZERO } else { Duration::from_millis(20) }));
         if events.contains(&ViewerEvent::CloseRequested) {
             break Ok(());
         }
@@ -295,6 +294,7 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
     );
     // One grab up front sizes a new file; the stream starts with fresh grabs.
     let mut rgb = Vec::new();
+    let mut announced = grabber.path();
     let (w, h) = grabber.grab(&mut rgb)?;
     if !a.file.exists() {
         let len = shmimage::layout::file_len_for_frame(w, h).ok_or("window of size 0")?;
@@ -308,7 +308,6 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
     let (mut number, mut sent, mut dropped, mut grabs) = (0u32, 0u64, 0u64, 0u64);
     let mut next_grab = Instant::now();
     let mut first_sent: Option<Instant> = None;
-    let mut announced = grabber.path();
     let outcome: Result<()> = loop {
         if stopped() || a.frames.is_some_and(|n| sent >= n) || seconds.is_some_and(|s| start.elapsed() >= s) {
             break Ok(());

@@ -66,7 +66,8 @@ fn view_closes_cleanly_on_wm_delete_window() {
     let x = Xvfb::start(&[]);
     let file = stream_file(64, 48);
     let _server = PatternServer::start(file.path(), 64, 48, pattern(64, 48, 4));
-    let mut view = Shmimage::spawn(&["view", file.path().to_str().unwrap(), "--display", &x.display, "--timeout", "60"]);
+    let mut view =
+        Shmimage::spawn(&["view", file.path().to_str().unwrap(), "--display", &x.display, "--timeout", "60"]);
     let window = view.window();
     let conn = x.connect();
     wait_for_pixels(&conn, window, 64, 48, &pattern(64, 48, 4), &view);

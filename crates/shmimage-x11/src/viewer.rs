@@ -309,7 +309,7 @@ impl Viewer {
                 self.release_slot(i);
                 match Attached::new(&self.conn, len, self.path == DrawPath::ShmPut) {
                     Ok(a) => self.slots[i].shm = Some(a),
-                    Err(AttachError::Refused(why)) => return self.fall_back(why, i, len),
+                    Err(AttachError::Refused(why)) => return self.fall_back(why, len),
                     Err(AttachError::Fatal(e)) => return Err(e),
                 }
                 if self.path == DrawPath::ShmPixmap {
@@ -326,7 +326,7 @@ impl Viewer {
                     )?;
                     if let Err(e) = c.check() {
                         self.release_slot(i);
-                        return self.fall_back(format!("ShmCreatePixmap failed: {e}"), i, len);
+                        return self.fall_back(format!("ShmCreatePixmap failed: {e}"), len);
                     }
                     self.slots[i].pixmap = Some((pid, width, height));
                 }
@@ -336,7 +336,7 @@ impl Viewer {
     }
 
     /// The X server refused our segment: switch to core PutImage for good.
-    fn fall_back(&mut self, why: String, i: usize, len: usize) -> Result<()> {
+    fn fall_back(&mut self, why: String, len: usize) -> Result<()> {
         tracing::warn!(%why, "falling back to core PutImage");
         for j in 0..self.slots.len() {
             self.release_slot(j);
@@ -346,7 +346,6 @@ impl Viewer {
         self.slots = vec![Slot::default()];
         self.next = 0;
         self.last = None;
-        let _ = i;
         self.prepare(0, 0, 0, len)
     }
 
@@ -477,12 +476,11 @@ impl Viewer {
                     }
                 }
                 Event::Expose(e) if e.count == 0 => {
+                    // Redrawing only reads the buffer, which stays valid until
+                    // the slot is reused, so no completion needs to be awaited.
                     if let Some(i) = self.last {
-                        let slot = &self.slots[i];
-                        if slot.pending == 0 || self.path == DrawPath::ShmPut {
-                            self.draw(i)?;
-                            self.conn.flush()?;
-                        }
+                        self.draw(i)?;
+                        self.conn.flush()?;
                     }
                 }
                 Event::ClientMessage(m)

@@ -31,6 +31,13 @@ impl Xvfb {
     /// Start `Xvfb -displayfd` (it picks a free display and tells us which)
     /// with `extra` arguments, e.g. `["-extension", "MIT-SHM"]`.
     pub fn start(extra: &[&str]) -> Xvfb {
+        Xvfb::start_as(None, extra)
+    }
+
+    /// Start Xvfb with uid/gid `ids` (e.g. nobody's), so it cannot attach
+    /// our 0600 segments: ShmAttach then fails with BadAccess, as it does
+    /// where the X server runs as another user or in another IPC namespace.
+    pub fn start_as(ids: Option<(u32, u32)>, extra: &[&str]) -> Xvfb {
         let mut fds = [0; 2];
         // Close-on-exec, so children spawned by other test threads do not
         // inherit the write end; only Xvfb gets it (cleared after its fork).
@@ -48,6 +55,11 @@ impl Xvfb {
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 libc::fcntl(w, libc::F_SETFD, 0);
+                if let Some((uid, gid)) = ids {
+                    if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
