@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the system packages the test suite needs (Debian/Ubuntu), only
+# those missing. Needs root for apt-get; without it, prints what is missing.
+#   C tests: cc, g++, valgrind, pkg-config, nm     X11 tests: Xvfb, xwd
+#   Python tests: python3 with venv (maturin, numpy, pytest come from PyPI)
+set -euo pipefail
+
+pkgs=(build-essential pkg-config valgrind binutils xvfb x11-apps x11-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
