@@ -28,6 +28,16 @@ fn put_vs_memcpy(cr: &mut Criterion) {
         g.bench_function(BenchmarkId::new("memcpy", name), |b| {
             b.iter(|| dst.copy_from_slice(black_box(&src)));
         });
+        // The same copy into a shared file mapping on /dev/shm, the kind of
+        // memory a stream lives in (4 KiB pages, no transparent huge pages):
+        // the limit for put_frame itself.
+        let shm = StreamFile::with_len(len as u64).unwrap();
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(shm.path()).unwrap();
+        // SAFETY: the file is private to this benchmark; nobody else maps it.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file).unwrap() };
+        g.bench_function(BenchmarkId::new("memcpy_to_shm", name), |b| {
+            b.iter(|| map[..len].copy_from_slice(black_box(&src)));
+        });
         let (_f, mut s, mut c) = pair(w, h);
         g.bench_function(BenchmarkId::new("put_frame", name), |b| {
             b.iter_custom(|iters| {
