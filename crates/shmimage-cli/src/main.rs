@@ -4,7 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod create;
 mod demo;
+mod inspect;
+mod output;
+mod record;
+mod serve;
 mod x11_cmds;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
@@ -26,6 +31,16 @@ enum Command {
     /// (internal) the client process of `demo`.
     #[command(hide = true)]
     DemoClient(demo::RoleArgs),
+    /// Create a stream file of the right size (mode 0600, never overwrites).
+    Create(create::CreateArgs),
+    /// Be a stream's server: frames from a test pattern, PNG files, or raw
+    /// RGB on stdin.
+    Serve(serve::ServeArgs),
+    /// Be a stream's client: write its frames to a folder as PNG or raw RGB.
+    Record(record::RecordArgs),
+    /// Decode a stream file's headers and tell whether a server and a client
+    /// are alive (read-only; safe on live streams and on garbage).
+    Inspect(inspect::InspectArgs),
     /// Show a stream live in an X11 window (MIT-SHM, core fallback).
     View(x11_cmds::ViewArgs),
     /// Serve a stream of X11 screen or window grabs (ShmGetImage).
@@ -37,6 +52,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Create(a) => create::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Record(a) => record::run(a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Demo(a) => demo::run(a),
         Command::DemoServer(a) => demo::server(a),
         Command::DemoClient(a) => demo::client(a),

@@ -255,9 +255,18 @@ impl Client {
         // one assembled frame; take the newer and drop the other.
         for _ in 0..4 {
             let s = map.states();
-            let in_place = (0..2).find_map(|i| {
-                (s[i] == CLIENT).then(|| asm.whole_frame(map, i).map(|b| (i, b))).flatten()
-            });
+            // The server may publish into the other buffer between the drain
+            // and this read, so both can hold a whole frame here: take the
+            // newer and give the older back, or the next lock would return a
+            // frame older than this one.
+            let mut whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
+            if let [Some(a), Some(b)] = whole {
+                let older = if is_newer(a.frame_number, b.frame_number) { 1 } else { 0 };
+                release(map, older, CLIENT);
+                asm.stats.frames_stale += 1;
+                whole[older] = None;
+            }
+            let in_place = (0..2).find_map(|i| whole[i].map(|b| (i, b)));
             let assembled = asm.complete.as_ref().map(|c| c.info.number);
             let take_assembled = match (in_place, assembled) {
                 (None, None) => return Err(Error::NoFrameAvailable),

@@ -1,0 +1,112 @@
+//! `shmimage create`: make a stream file of the right size, private (0600)
+//! and new (an existing file is never overwritten).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+use shmimage::layout::{file_len_for_frame, Layout, ENSIGHT_FILE_SIZE, MIN_FILE_SIZE};
+use shmimage::StreamFile;
+
+use crate::output::{human_bytes, parse_bytes, parse_wxh, Out, OutputArgs, Result};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Without --max or --len the file is 25 MiB, the size EnSight's own client uses
+(1920x1080 frames in one band; 4K frames in two bands).
+
+Examples:
+  shmimage create /dev/shm/stream.shm --max 1920x1080
+  shmimage create /dev/shm/ensight.shm --len 25M
+  shmimage create --print-size --max 3840x2160
+  truncate -s \"$(shmimage create --print-size --max 640x480)\" stream.shm")]
+pub struct CreateArgs {
+    /// The stream file to create. It must not exist yet; /dev/shm keeps it in
+    /// memory.
+    #[arg(required_unless_present = "print_size")]
+    pub file: Option<PathBuf>,
+    /// The largest frame, WIDTHxHEIGHT: the file is sized so such a frame
+    /// fits in one buffer (read in place by the client, no copy).
+    #[arg(long, value_parser = parse_wxh, conflicts_with = "len", value_name = "WxH")]
+    pub max: Option<(u32, u32)>,
+    /// The exact file length in bytes (K, M, G suffixes are 1024-based), at
+    /// least 64. Frames larger than one buffer travel in bands.
+    #[arg(long, value_parser = parse_len, value_name = "BYTES")]
+    pub len: Option<u64>,
+    /// Print the file length needed (a number alone, or JSON with --json)
+    /// and create nothing.
+    #[arg(long)]
+    pub print_size: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_len(s: &str) -> std::result::Result<u64, String> {
+    let n = parse_bytes(s)?;
+    if n < MIN_FILE_SIZE {
+        return Err(format!("{s:?}: a stream file needs at least {MIN_FILE_SIZE} bytes"));
+    }
+    Ok(n)
+}
+
+pub fn run(a: CreateArgs) -> Result<()> {
+    let out = Out::new(&a.output);
+    let len = match (a.max, a.len) {
+        (Some((w, h)), _) => {
+            file_len_for_frame(w, h).ok_or_else(|| format!("--max {w}x{h}: such a frame does not fit in a file"))?
+        }
+        (None, Some(len)) => len,
+        (None, None) => ENSIGHT_FILE_SIZE,
+    };
+    let layout = Layout::for_file_len(len).ok_or("the file length is below the protocol's minimum")?;
+    let facts = json!({
+        "file_len": len,
+        "capacity": layout.capacity(),
+        "max_pixels_one_band": layout.capacity() / 3,
+    });
+    if a.print_size {
+        if out.json() {
+            out.record(&facts);
+        } else if out.text() {
+            println!("{len}");
+        }
+        return Ok(());
+    }
+    let Some(path) = a.file else {
+        // clap enforces FILE unless --print-size; keep a message anyway.
+        return Err("no FILE given; see `shmimage create --help`".into());
+    };
+    if let Err(e) = StreamFile::create_at(&path, len) {
+        let p = path.display();
+        return Err(match std::fs::symlink_metadata(&path) {
+            Ok(_) => format!(
+                "{p} already exists; `shmimage create` never overwrites a file. Remove it first \
+                 (`rm {p}`) or choose another name; `shmimage inspect {p}` shows what it holds"
+            )
+            .into(),
+            Err(_) => match path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+                Some(dir) => {
+                    format!("cannot create {p}: directory {} does not exist (mkdir -p it first)", dir.display()).into()
+                }
+                None => format!("cannot create {p}: {e}").into(),
+            },
+        });
+    }
+    if out.json() {
+        let mut v = facts;
+        v["path"] = json!(path.display().to_string());
+        v["created"] = json!(true);
+        out.record(&v);
+    }
+    let fits = match a.max {
+        Some((w, h)) => format!("{w}x{h} frames travel in one band"),
+        None => format!("frames of up to {} pixels travel in one band, larger ones in bands", layout.capacity() / 3),
+    };
+    out.line(format!(
+        "created {} ({len} bytes = {}, mode 0600): {} bytes per buffer; {fits}",
+        path.display(),
+        human_bytes(len),
+        layout.capacity()
+    ));
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! `shmimage inspect`: decode a stream file's two headers and tell whether a
+//! server and a client have it open, once or live (`--watch`).
+//!
+//! Reads with `pread` through `shmimage::inspect`, never maps or writes, so
+//! it is safe on a live stream, on a file nobody has open and on garbage.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Value};
+use shmimage::layout::{Corrupt, Header};
+use shmimage::state::BufferState;
+use shmimage::{BufferView, Inspection};
+
+use crate::output::{explain, human_bytes, install_stop_handler, parse_secs, sleep_unless_stopped, stopped, Out};
+use crate::output::{OutputArgs, Result};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Liveness: a server or client of this project holds a lock on the file while it
+has it open; \"alive\" means such a lock is held now, \"not running\" that none
+is (a peer of another implementation, which takes no lock, may still be there).
+
+Examples:
+  shmimage inspect /dev/shm/stream.shm
+  shmimage inspect /dev/shm/stream.shm --watch --interval 0.2
+  shmimage inspect /dev/shm/stream.shm --json | jq .buffers[0].state")]
+pub struct InspectArgs {
+    /// The stream file.
+    pub file: PathBuf,
+    /// Refresh until Ctrl-C (a JSON object per refresh with --json).
+    #[arg(long, short)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value = "0.5", value_parser = parse_secs, value_name = "SECS")]
+    pub interval: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run(a: InspectArgs) -> Result<()> {
+    let out = Out::new(&a.output);
+    // The first look decides the exit code: a wrong path fails at once.
+    let first = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file))?;
+    if !a.watch {
+        show(&out, &first);
+        return Ok(());
+    }
+    install_stop_handler();
+    let interval = a.interval.max(Duration::from_millis(10));
+    let mut snap = Ok(first);
+    loop {
+        if out.live() {
+            // Home the cursor and clear, so the table redraws in place.
+            print!("\x1b[H\x1b[2J");
+        }
+        match &snap {
+            Ok(s) => show(&out, s),
+            // The file can vanish or shrink while watched; say so and go on.
+            Err(e) if out.json() => out.record(&json!({ "path": a.file.display().to_string(), "error": e })),
+            Err(e) => out.line(format!("{}: {e}", a.file.display())),
+        }
+        if !out.live() && out.text() {
+            out.line("");
+        }
+        let _ = std::io::stdout().flush();
+        sleep_unless_stopped(interval);
+        if stopped() {
+            return Ok(());
+        }
+        snap = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file).to_string());
+    }
+}
+
+fn show(out: &Out, s: &Inspection) {
+    if out.json() {
+        out.record(&to_json(s));
+    } else {
+        for line in to_text(s) {
+            out.line(line);
+        }
+    }
+}
+
+fn state_name(b: &BufferView) -> String {
+    match b.state() {
+        Some(s) => s.name().to_owned(),
+        None => format!("INVALID({:#010x})", b.state_word),
+    }
+}
+
+fn liveness(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "alive",
+        Some(false) => "not running",
+        None => "unknown (no OFD locks on this system)",
+    }
+}
+
+fn problem(c: Corrupt) -> &'static str {
+    match c {
+        Corrupt::ZeroSize => "width, height or num_scanlines is 0",
+        Corrupt::RowsOutsideFrame => "offset + num_scanlines exceeds height",
+        Corrupt::BandExceedsBuffer => "the rows do not fit in the buffer",
+        Corrupt::FrameExceedsLimit => "the frame is larger than a client will assemble",
+    }
+}
+
+fn describe_contents(b: &BufferView) -> String {
+    let h = b.header;
+    match b.band {
+        Ok(band) if band.is_whole_frame() => {
+            format!(
+                "frame {} {}x{}, whole frame ({})",
+                h.frame_number,
+                h.width,
+                h.height,
+                human_bytes(band.payload_len())
+            )
+        }
+        Ok(band) => format!(
+            "frame {} {}x{}, band: rows {}..{} of {}",
+            h.frame_number,
+            h.width,
+            h.height,
+            band.first_row,
+            u64::from(band.first_row) + u64::from(band.rows),
+            h.height
+        ),
+        Err(_) if h == Header::default() => "empty (all fields 0)".to_owned(),
+        Err(c) => format!(
+            "not a valid band: frame {} {}x{} offset {} num_scanlines {} ({})",
+            h.frame_number,
+            h.width,
+            h.height,
+            h.offset,
+            h.num_scanlines,
+            problem(c)
+        ),
+    }
+}
+
+/// One sentence on what the states and locks together mean.
+fn summary(s: &Inspection) -> String {
+    use BufferState as S;
+    let states = s.buffers.map(|b| b.state());
+    let (server, client) = (s.server_alive == Some(true), s.client_alive == Some(true));
+    if states.iter().any(Option::is_none) {
+        return "corrupt: a state word is not a state (0..4); a connecting client resets it".to_owned();
+    }
+    if s.is_blank() {
+        return if server || client {
+            "blank headers, but a peer has the file open".to_owned()
+        } else {
+            "blank: a new file that no server has opened yet".to_owned()
+        };
+    }
+    let init = states.contains(&Some(S::Init));
+    match (init, server, client) {
+        (true, true, _) => "server waiting for a client (INIT)".to_owned(),
+        (true, false, true) => "client open, but the stream is unconnected (INIT) and no server runs".to_owned(),
+        (true, false, false) => "idle: unconnected (INIT), no server or client running".to_owned(),
+        (false, true, true) => {
+            let queued = states.iter().filter(|s| **s == Some(S::Client)).count();
+            let locked = states.contains(&Some(S::ClientLocked));
+            format!(
+                "streaming: server and client connected; {queued} frame(s) waiting{}",
+                if locked { ", one locked by the client" } else { "" }
+            )
+        }
+        (false, false, true) => "client connected; no server running (it exited or has not started)".to_owned(),
+        (false, true, false) => "server running; the client that connected is gone".to_owned(),
+        (false, false, false) => "idle: last used by a server and client that are both gone".to_owned(),
+    }
+}
+
+fn to_text(s: &Inspection) -> Vec<String> {
+    let len = s.layout.file_len();
+    let n = s.layout.capacity();
+    let mut lines = vec![
+        format!("file      {}", s.path.display()),
+        format!("size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)", human_bytes(len), n / 3),
+        format!("server    {}", liveness(s.server_alive)),
+        format!("client    {}", liveness(s.client_alive)),
+    ];
+    for (i, b) in s.buffers.iter().enumerate() {
+        lines.push(format!("buffer {i}  @{:<10} {:<13} {}", b.header_offset, state_name(b), describe_contents(b)));
+    }
+    lines.push(format!("summary   {}", summary(s)));
+    lines
+}
+
+fn to_json(s: &Inspection) -> Value {
+    let buffers: Vec<Value> = s
+        .buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let h = b.header;
+            json!({
+                "index": i,
+                "header_offset": b.header_offset,
+                "payload_offset": b.header_offset + shmimage::layout::HEADER_SIZE,
+                "state": state_name(b),
+                "state_word": b.state_word,
+                "state_valid": b.state().is_some(),
+                "frame_number": h.frame_number,
+                "width": h.width,
+                "height": h.height,
+                "offset": h.offset,
+                "num_scanlines": h.num_scanlines,
+                "valid_band": b.band.is_ok(),
+                "whole_frame": b.band.is_ok_and(|band| band.is_whole_frame()),
+                "problem": b.band.err().map(problem),
+            })
+        })
+        .collect();
+    json!({
+        "path": s.path.display().to_string(),
+        "file_len": s.layout.file_len(),
+        "capacity": s.layout.capacity(),
+        "server_alive": s.server_alive,
+        "client_alive": s.client_alive,
+        "blank": s.is_blank(),
+        "summary": summary(s),
+        "buffers": buffers,
+    })
+}

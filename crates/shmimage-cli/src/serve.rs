@@ -1,0 +1,440 @@
+//! `shmimage serve`: be the server of a stream, with frames from a generated
+//! pattern, PNG files, or raw RGB on stdin.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+use shmimage::layout::file_len_for_frame;
+use shmimage::state::BufferState;
+use shmimage::{Error as StreamError, Inspector, Server, ServerOptions, StreamFile};
+
+use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, parse_wxh, rate, sleep_unless_stopped};
+use crate::output::{stopped, Out, OutputArgs, Result};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Frames are numbered 1, 2, 3... in the order the source yields them. Each
+frame is put only when a buffer is free (the server waits for the client
+rather than dropping frames); with --lossless it also waits until the client
+has taken the previous frame, so a client that records sees every frame.
+
+Examples:
+  shmimage serve /dev/shm/stream.shm
+  shmimage serve /dev/shm/stream.shm --size 1920x1080 --fps 60
+  shmimage serve /dev/shm/stream.shm --png ./frames --loop --fps 24
+  shmimage serve /dev/shm/stream.shm --png 'shots/*.png' --count 10 --lossless --fps 0
+  ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | shmimage serve /dev/shm/stream.shm --stdin --size 1280x720")]
+pub struct ServeArgs {
+    /// The stream file. If it does not exist it is created (mode 0600) just
+    /// large enough for the frames to travel in one band.
+    pub file: PathBuf,
+    /// PNG frames: a folder (its *.png files in name order), a glob pattern
+    /// (quote it) or one file. RGBA, gray, palette and 16-bit images are
+    /// converted to RGB8 (alpha is dropped); sizes may differ frame to frame.
+    #[arg(long, value_name = "DIR|GLOB|FILE", conflicts_with_all = ["stdin", "size"])]
+    pub png: Option<String>,
+    /// Read raw RGB frames from standard input: WIDTH*HEIGHT*3 bytes each,
+    /// rows top-down, no header (needs --size). Ends at end of input.
+    #[arg(long, requires = "size")]
+    pub stdin: bool,
+    /// Frame size of the generated pattern (default 1280x720) or of each raw
+    /// frame read with --stdin.
+    #[arg(long, value_parser = parse_wxh, value_name = "WxH")]
+    pub size: Option<(u32, u32)>,
+    /// Frames per second; 0 sends as fast as the client takes them [default:
+    /// 30, or 0 with --stdin, where the input sets the pace].
+    #[arg(long, value_parser = parse_fps)]
+    pub fps: Option<f64>,
+    /// Store rows bottom-up (the protocol's FLIPVERTICAL option).
+    #[arg(long)]
+    pub flip: bool,
+    /// Stop after sending N frames.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// With --png: start again after the last file, until --count or Ctrl-C.
+    #[arg(long = "loop", requires = "png")]
+    pub repeat: bool,
+    /// Seconds to wait for a client, at the start and whenever one leaves;
+    /// then exit with an error. 0 sends without waiting (frames with no
+    /// client are counted as unconnected) [default: wait forever].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub wait_client: Option<Duration>,
+    /// Send each frame only after the client has taken the previous one, so
+    /// it never skips a frame (for frames that fit in one buffer).
+    #[arg(long)]
+    pub lossless: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where frames come from.
+enum Source {
+    Pattern { w: u32, h: u32, t: u32 },
+    Png { files: Vec<PathBuf>, next: usize, repeat: bool },
+    Stdin { w: u32, h: u32, input: std::io::StdinLock<'static>, frames: u64 },
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Pattern { w, h, .. } => format!("test pattern {w}x{h}"),
+            Source::Png { files, repeat, .. } => {
+                format!("{} PNG file(s){}", files.len(), if *repeat { ", looping" } else { "" })
+            }
+            Source::Stdin { w, h, .. } => format!("raw RGB {w}x{h} from stdin"),
+        }
+    }
+
+    /// Frames the source yields before it ends, when known.
+    fn total(&self) -> Option<u64> {
+        match self {
+            Source::Png { files, repeat: false, .. } => Some(files.len() as u64),
+            _ => None,
+        }
+    }
+
+    /// The file length that carries every frame of this source in one band.
+    fn file_len(&self) -> Result<u64> {
+        let len = match self {
+            Source::Pattern { w, h, .. } | Source::Stdin { w, h, .. } => file_len_for_frame(*w, *h),
+            Source::Png { files, .. } => {
+                let mut max = None;
+                for f in files {
+                    let (w, h) = png_size(f)?;
+                    max = max.max(file_len_for_frame(w, h));
+                }
+                max
+            }
+        };
+        len.ok_or_else(|| "the frames are too large for a stream file".into())
+    }
+
+    /// The next frame into `buf`; `None` at the end of the source.
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<(u32, u32)>> {
+        match self {
+            Source::Pattern { w, h, t } => {
+                *t = t.wrapping_add(1);
+                render_pattern(*w, *h, *t, buf);
+                Ok(Some((*w, *h)))
+            }
+            Source::Png { files, next, repeat } => {
+                if *next == files.len() {
+                    if !*repeat || files.is_empty() {
+                        return Ok(None);
+                    }
+                    *next = 0;
+                }
+                let path = &files[*next];
+                *next += 1;
+                read_png(path, buf).map(Some)
+            }
+            Source::Stdin { w, h, input, frames } => {
+                let len = *w as usize * *h as usize * 3;
+                buf.resize(len, 0);
+                let got = read_full(input, buf).map_err(|e| format!("reading stdin: {e}"))?;
+                if got == 0 {
+                    return Ok(None);
+                }
+                if got < len {
+                    return Err(format!(
+                        "standard input ended inside frame {}: {got} of {len} bytes ({w}x{h}x3); \
+                         check --size against the producer's frame size",
+                        *frames + 1
+                    )
+                    .into());
+                }
+                *frames += 1;
+                Ok(Some((*w, *h)))
+            }
+        }
+    }
+}
+
+/// Read until `buf` is full or input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Diagonal colour bands that move with `t`, plus a white bar whose position
+/// encodes the frame number (visible motion in any viewer).
+fn render_pattern(w: u32, h: u32, t: u32, buf: &mut Vec<u8>) {
+    let (w, h) = (w as usize, h as usize);
+    buf.resize(w * h * 3, 0);
+    let shift = t as usize * 4;
+    for (y, row) in buf.chunks_exact_mut(w * 3).enumerate() {
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let d = x + y + shift;
+            px[0] = (d & 0xff) as u8;
+            px[1] = ((x * 255) / w.max(1)) as u8;
+            px[2] = ((y * 255) / h.max(1)) as u8;
+        }
+    }
+    let bar_x = (t as usize * 7) % w;
+    for row in buf.chunks_exact_mut(w * 3).take(h.div_ceil(8)) {
+        let end = (bar_x + 4).min(w);
+        row[bar_x * 3..end * 3].fill(255);
+    }
+}
+
+fn png_decoder(path: &Path) -> Result<png::Reader<BufReader<File>>> {
+    let f = File::open(path).map_err(|e| format!("cannot open PNG {}: {e}", path.display()))?;
+    // The default 64 MiB limit refuses a 4K 16-bit RGBA image.
+    let mut d = png::Decoder::new_with_limits(BufReader::new(f), png::Limits { bytes: 1 << 30 });
+    d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    d.read_info().map_err(|e| format!("{} is not a readable PNG: {e}", path.display()).into())
+}
+
+fn png_size(path: &Path) -> Result<(u32, u32)> {
+    let r = png_decoder(path)?;
+    let i = r.info();
+    Ok((i.width, i.height))
+}
+
+/// Decode `path` into RGB8 rows in `buf`.
+fn read_png(path: &Path, buf: &mut Vec<u8>) -> Result<(u32, u32)> {
+    let mut r = png_decoder(path)?;
+    let size = r.output_buffer_size().ok_or_else(|| format!("{}: image too large", path.display()))?;
+    let mut raw = vec![0; size];
+    let info = r.next_frame(&mut raw).map_err(|e| format!("{}: cannot decode: {e}", path.display()))?;
+    let (w, h) = (info.width, info.height);
+    let (color, depth) = r.output_color_type();
+    if depth != png::BitDepth::Eight {
+        return Err(format!("{}: unsupported bit depth {depth:?} after conversion", path.display()).into());
+    }
+    let pixels = w as usize * h as usize;
+    let channels = color.samples();
+    let stride = info.line_size;
+    buf.clear();
+    buf.reserve(pixels * 3);
+    for row in raw.chunks(stride).take(h as usize) {
+        for px in row[..w as usize * channels].chunks_exact(channels) {
+            match color {
+                png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => buf.extend_from_slice(&[px[0]; 3]),
+                _ => buf.extend_from_slice(&px[..3]),
+            }
+        }
+    }
+    Ok((w, h))
+}
+
+fn png_files(spec: &str) -> Result<Vec<PathBuf>> {
+    let is_png = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let path = Path::new(spec);
+    let mut files = if path.is_dir() {
+        let rd = std::fs::read_dir(path).map_err(|e| format!("cannot list {spec}: {e}"))?;
+        let mut v = Vec::new();
+        for entry in rd {
+            let p = entry.map_err(|e| format!("cannot list {spec}: {e}"))?.path();
+            if is_png(&p) && p.is_file() {
+                v.push(p);
+            }
+        }
+        v
+    } else if path.is_file() {
+        vec![path.to_owned()]
+    } else if spec.contains(['*', '?', '[']) {
+        let paths = glob::glob(spec).map_err(|e| format!("--png {spec:?}: bad glob pattern: {e}"))?;
+        paths.filter_map(|p| p.ok()).filter(|p| p.is_file()).collect()
+    } else {
+        return Err(format!("--png {spec}: no such file or folder").into());
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("--png {spec}: no PNG files found (a folder's files must end in .png)").into());
+    }
+    Ok(files)
+}
+
+fn no_client(path: &Path, waited: Duration) -> Box<dyn std::error::Error> {
+    format!(
+        "no client connected to {} within {:.1} s (--wait-client); start one, e.g. \
+         `shmimage record {} --out DIR`",
+        path.display(),
+        waited.as_secs_f64(),
+        path.display()
+    )
+    .into()
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    let out = Out::new(&a.output);
+    let mut source = if let Some(spec) = &a.png {
+        Source::Png { files: png_files(spec)?, next: 0, repeat: a.repeat }
+    } else if a.stdin {
+        let (w, h) = a.size.ok_or("--stdin needs --size WIDTHxHEIGHT")?;
+        Source::Stdin { w, h, input: std::io::stdin().lock(), frames: 0 }
+    } else {
+        let (w, h) = a.size.unwrap_or((1280, 720));
+        Source::Pattern { w, h, t: 0 }
+    };
+    let fps = a.fps.unwrap_or(if a.stdin { 0.0 } else { 30.0 });
+    let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+
+    if std::fs::symlink_metadata(&a.file).is_err() {
+        let len = source.file_len()?;
+        StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+        out.line(format!("created {} ({len} bytes, mode 0600)", a.file.display()));
+        out.record(&json!({"event": "created", "path": a.file.display().to_string(), "file_len": len}));
+    }
+    let options = ServerOptions { flip_vertical: a.flip, ..ServerOptions::default() };
+    let mut server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
+    let watch = Inspector::open(&a.file).map_err(|e| explain(e, &a.file))?;
+    install_stop_handler();
+
+    let name = a.file.display().to_string();
+    out.line(format!(
+        "serving {name}: {}, {}",
+        source.describe(),
+        if fps > 0.0 { format!("{fps} frames/s") } else { "as fast as possible".into() }
+    ));
+    let total = match (a.count, source.total()) {
+        (Some(c), Some(t)) => Some(c.min(t)),
+        (c, t) => c.or(t),
+    };
+    let mut status = out.status(total, Duration::from_secs(1));
+    let (mut sent, mut dropped, mut unconnected, mut number) = (0u64, 0u64, 0u64, 0u32);
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let mut first_sent: Option<Instant> = None;
+    let mut next_due = Instant::now();
+    let mut connected = false;
+
+    let outcome: Result<()> = 'frames: loop {
+        if stopped() || a.count.is_some_and(|c| sent >= c) {
+            break Ok(());
+        }
+        // The frame comes first, so the end of the source is seen even while
+        // no client is connected; a frame read meanwhile waits for one.
+        let (w, h) = match source.next(&mut buf) {
+            Ok(Some(size)) => size,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        number = number.wrapping_add(1);
+        if server.is_unconnected() && a.wait_client != Some(Duration::ZERO) {
+            if connected {
+                connected = false;
+                status.event("client left");
+                out.record(&json!({"event": "client_left", "sent": sent}));
+            }
+            status.event(format!("waiting for a client on {name}"));
+            out.record(&json!({"event": "waiting", "path": name}));
+            let since = Instant::now();
+            loop {
+                if stopped() {
+                    break 'frames Ok(());
+                }
+                if a.wait_client.is_some_and(|t| since.elapsed() >= t) {
+                    break 'frames Err(no_client(&a.file, since.elapsed()));
+                }
+                if server.wait_for_client(Duration::from_millis(100)).is_ok() {
+                    break;
+                }
+                status.update(sent, || format!("waiting for a client on {name}"));
+            }
+            // Pace from the moment a client is there, not from before.
+            next_due = Instant::now();
+        }
+        if !connected && !server.is_unconnected() {
+            connected = true;
+            status.event("client connected");
+            out.record(&json!({"event": "connected"}));
+        }
+        if let Some(p) = period {
+            let now = Instant::now();
+            if next_due > now {
+                sleep_unless_stopped(next_due - now);
+            }
+            // A late frame does not make the next ones come in a burst.
+            next_due = (next_due + p).max(Instant::now());
+        }
+        // Wait for a free buffer rather than drop the frame: the client
+        // holds both only briefly. Ctrl-C and a departing client end the wait.
+        while !stopped() {
+            match server.wait_for_buffer(Duration::from_millis(100)) {
+                Err(StreamError::NoBufferAvailable) => continue,
+                _ => break,
+            }
+        }
+        match server.put_frame(number, w, h, &buf) {
+            Ok(()) => {
+                sent += 1;
+                first_sent.get_or_insert_with(Instant::now);
+                if a.lossless {
+                    wait_until_taken(&watch, &mut server);
+                }
+            }
+            Err(StreamError::NoBufferAvailable) => dropped += 1,
+            Err(StreamError::Unconnected { .. }) => unconnected += 1,
+            Err(e) => break Err(explain(e, &a.file)),
+        }
+        let elapsed = first_sent.map_or(Duration::ZERO, |t| t.elapsed());
+        status.update(sent, || {
+            format!(
+                "frame {number} ({w}x{h}): {sent} sent, {:.1} frames/s, {dropped} dropped, {unconnected} unconnected",
+                rate(sent.saturating_sub(1), elapsed)
+            )
+        });
+    };
+    // Give the client a moment to take the last frame before this process
+    // (and its liveness lock) goes away; it can read it afterwards anyway.
+    if outcome.is_ok() && !stopped() && sent > 0 {
+        wait_until_taken_for(&watch, &mut server, Duration::from_secs(2));
+    }
+    status.finish();
+    let secs = first_sent.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let fps_done = rate(sent.saturating_sub(1), first_sent.map_or(Duration::ZERO, |t| t.elapsed()));
+    out.line(format!(
+        "served {sent} frame(s) on {name} in {secs:.2} s ({fps_done:.1} frames/s), {dropped} dropped, {unconnected} unconnected"
+    ));
+    out.record(&json!({
+        "event": "done",
+        "path": name,
+        "sent": sent,
+        "dropped": dropped,
+        "unconnected": unconnected,
+        "seconds": secs,
+        "fps": fps_done,
+        "ok": outcome.is_ok(),
+        "run_seconds": started.elapsed().as_secs_f64(),
+    }));
+    outcome
+}
+
+fn wait_until_taken(watch: &Inspector, server: &mut Server) {
+    wait_until_taken_for(watch, server, Duration::MAX);
+}
+
+/// Wait until no buffer holds a frame the client has not taken (CLIENT), the
+/// client leaves, or `limit` passes. The engine has no wait for this, so it
+/// polls the headers with pread every half millisecond.
+fn wait_until_taken_for(watch: &Inspector, server: &mut Server, limit: Duration) {
+    let start = Instant::now();
+    let mut checks = 0u32;
+    while !stopped() && start.elapsed() < limit {
+        let Ok(snap) = watch.read() else { return };
+        let states = snap.buffers.map(|b| b.state());
+        if !states.contains(&Some(BufferState::Client)) || states.contains(&Some(BufferState::Init)) {
+            return;
+        }
+        checks = checks.wrapping_add(1);
+        // A client that died never takes the frame; stop waiting for it.
+        if checks % 200 == 0 && server.client_liveness() == shmimage::Liveness::Gone {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}

@@ -1,0 +1,224 @@
+//! A read-only look at a stream file: both headers, decoded, and whether a
+//! server and a client have it open. For tools (`shmimage inspect`), scripts
+//! and tests.
+//!
+//! Nothing here maps the file or writes to it: the headers are read with
+//! `pread`, so inspecting works on a file nobody has open, on a file full of
+//! garbage, and never disturbs a live stream. The bytes are a snapshot that
+//! the peers may change a moment later; the two headers are read one after
+//! the other, not atomically together.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::layout::{field, Band, Corrupt, Header, Layout, HEADER_SIZE};
+use crate::liveness;
+use crate::state::{BufferState, Role};
+
+/// One buffer's header as found in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferView {
+    /// Byte offset of this header in the file.
+    pub header_offset: u64,
+    /// The five numeric fields, unvalidated.
+    pub header: Header,
+    /// The 32-bit state word at header offset 20 (state byte plus pad).
+    pub state_word: u32,
+    /// The header checked against the buffer capacity: the band it describes,
+    /// or why it cannot be one. An unused header (all zero) is `ZeroSize`.
+    pub band: std::result::Result<Band, Corrupt>,
+}
+
+impl BufferView {
+    /// The decoded state; `None` for a word outside 0..=4 (corrupt or hostile).
+    pub fn state(&self) -> Option<BufferState> {
+        BufferState::from_word(self.state_word)
+    }
+}
+
+/// A snapshot of a stream file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The file inspected.
+    pub path: PathBuf,
+    /// Where the buffers lie (file length, capacity n).
+    pub layout: Layout,
+    /// Headers of buffer 0 and buffer 1.
+    pub buffers: [BufferView; 2],
+    /// Whether a server holds its liveness lock on the file: `Some(true)` a
+    /// server of this project has it open now; `Some(false)` none does (a
+    /// server of an older implementation, which takes no lock, could still be
+    /// there); `None` the kernel cannot tell (no OFD locks).
+    pub server_alive: Option<bool>,
+    /// The same for a client.
+    pub client_alive: Option<bool>,
+}
+
+impl Inspection {
+    /// True when both headers are all zero bytes: a new file that no server
+    /// has opened yet (a server resets the states to INIT, which is 4).
+    pub fn is_blank(&self) -> bool {
+        self.buffers.iter().all(|b| b.state_word == 0 && b.header == Header::default())
+    }
+}
+
+/// A stream file opened read-only for repeated inspection (e.g. a live
+/// display refreshing several times a second).
+#[derive(Debug)]
+pub struct Inspector {
+    file: File,
+    path: PathBuf,
+}
+
+impl Inspector {
+    /// Open `path` read-only. The same files are refused as by a server or a
+    /// client: missing (BAD_FILE_SIZE), a symlink, directory or other
+    /// non-regular file (UNABLE_TO_OPEN_FILE); size is checked by `read`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
+        let path = path.as_ref();
+        let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
+                Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
+                _ => open_err(e.to_string()),
+            })?;
+        let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
+        if meta.is_dir() {
+            return Err(open_err("it is a directory, not a stream file".into()));
+        }
+        if !meta.file_type().is_file() {
+            return Err(open_err("it is not a regular file".into()));
+        }
+        Ok(Inspector { file, path: path.to_owned() })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read both headers and probe liveness now. BAD_FILE_SIZE when the file
+    /// is (or has become) shorter than a stream.
+    pub fn read(&self) -> Result<Inspection> {
+        let too_small = |len| Error::BadFileSize { path: self.path.clone(), len: Some(len) };
+        let io_err = |e: io::Error| Error::UnableToOpenFile { path: self.path.clone(), reason: e.to_string() };
+        let len = self.file.metadata().map_err(io_err)?.len();
+        let layout = Layout::for_file_len(len).ok_or_else(|| too_small(len))?;
+        let mut raw = [[0u8; HEADER_SIZE as usize]; 2];
+        for (i, r) in raw.iter_mut().enumerate() {
+            if let Err(e) = self.file.read_exact_at(r, layout.header_offset(i)) {
+                // The file shrank after its length was read.
+                return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
+                    too_small(self.file.metadata().map_or(0, |m| m.len()))
+                } else {
+                    io_err(e)
+                });
+            }
+        }
+        let buffers = [0, 1].map(|i| decode(&layout, i, &raw[i]));
+        Ok(Inspection {
+            path: self.path.clone(),
+            layout,
+            buffers,
+            server_alive: liveness::probe(&self.file, Role::Server),
+            client_alive: liveness::probe(&self.file, Role::Client),
+        })
+    }
+}
+
+fn decode(layout: &Layout, index: usize, raw: &[u8; HEADER_SIZE as usize]) -> BufferView {
+    let word = |off: u64| {
+        let o = off as usize;
+        u32::from_ne_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]])
+    };
+    let header = Header {
+        frame_number: word(field::FRAME_NUMBER),
+        width: word(field::WIDTH),
+        height: word(field::HEIGHT),
+        offset: word(field::OFFSET),
+        num_scanlines: word(field::NUM_SCANLINES),
+    };
+    // No assembly limit: this reports the shape, not what a client would
+    // agree to allocate.
+    let band = header.validate(layout.capacity(), u64::MAX);
+    BufferView { header_offset: layout.header_offset(index), header, state_word: word(field::STATE), band }
+}
+
+/// Inspect the stream file at `path` once (see [`Inspector`]).
+///
+/// ```no_run
+/// let snap = shmimage::inspect("/dev/shm/stream.shm")?;
+/// println!("n = {}, server alive: {:?}", snap.layout.capacity(), snap.server_alive);
+/// # Ok::<(), shmimage::Error>(())
+/// ```
+pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection> {
+    Inspector::open(path)?.read()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
+
+    #[test]
+    fn a_blank_file_then_a_live_stream() {
+        let f = StreamFile::with_len(4096).unwrap();
+        let snap = inspect(f.path()).unwrap();
+        assert!(snap.is_blank());
+        assert_eq!(snap.layout.file_len(), 4096);
+        assert_eq!(snap.server_alive, Some(false));
+        assert_eq!(snap.client_alive, Some(false));
+        assert_eq!(snap.buffers[1].header_offset, 24 + snap.layout.capacity());
+
+        let mut server = Server::create(f.path(), ServerOptions::default()).unwrap();
+        let snap = inspect(f.path()).unwrap();
+        assert_eq!(snap.buffers.map(|b| b.state()), [Some(BufferState::Init); 2]);
+        assert_eq!((snap.server_alive, snap.client_alive), (Some(true), Some(false)));
+
+        let client = Client::connect(f.path(), ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
+        server.put_frame(9, 4, 2, &[7u8; 24]).unwrap();
+        let snap = inspect(f.path()).unwrap();
+        assert_eq!((snap.server_alive, snap.client_alive), (Some(true), Some(true)));
+        let sent = snap.buffers.iter().find(|b| b.state() == Some(BufferState::Client)).unwrap();
+        let band = sent.band.unwrap();
+        assert_eq!((band.frame_number, band.width, band.height, band.rows), (9, 4, 2, 2));
+        drop(client);
+        drop(server);
+        let snap = inspect(f.path()).unwrap();
+        assert_eq!((snap.server_alive, snap.client_alive), (Some(false), Some(false)));
+    }
+
+    #[test]
+    fn garbage_is_decoded_not_trusted() {
+        let f = StreamFile::with_len(64).unwrap();
+        std::fs::write(f.path(), [0xA5u8; 64]).unwrap();
+        let snap = inspect(f.path()).unwrap();
+        for b in snap.buffers {
+            assert_eq!(b.state(), None);
+            assert_eq!(b.state_word, 0xA5A5_A5A5);
+            assert!(b.band.is_err());
+        }
+    }
+
+    #[test]
+    fn missing_small_and_directory_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = inspect(dir.path().join("nope")).unwrap_err();
+        assert_eq!(missing.code(), Code::BadFileSize);
+        let small = dir.path().join("small");
+        std::fs::write(&small, [0u8; 63]).unwrap();
+        let e = inspect(&small).unwrap_err();
+        assert_eq!(e.code(), Code::BadFileSize);
+        assert!(e.to_string().contains("63 bytes"), "{e}");
+        let e = inspect(dir.path()).unwrap_err();
+        assert_eq!(e.code(), Code::UnableToOpenFile);
+        assert!(e.to_string().contains("directory"), "{e}");
+    }
+}

@@ -1,0 +1,381 @@
+//! Reliability under real failures, with real peer processes: peers killed
+//! at random moments, frames checked for tearing under full-speed streaming.
+//! This binary re-executes itself as the peer (the ignored `child_role` test,
+//! selected by SHMIMAGE_REL_ROLE). See docs/reliability.md.
+//!
+//! Random choices come from a seed printed by each test; set SHMIMAGE_SEED to
+//! replay one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shmimage::layout::file_len_for_frame;
+use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
+
+/// Far beyond anything a healthy run needs: only a hang reaches it.
+const LONG: Duration = Duration::from_secs(20);
+
+/// splitmix64: enough randomness for delays and sizes, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("SHMIMAGE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+        });
+        eprintln!("{test}: SHMIMAGE_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in lo..=hi.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// A frame that carries its own checksum: bytes 0..4 are the frame number,
+/// the last 8 the xxh3 of everything before them; the rest is noise seeded by
+/// the frame number. A torn frame (two writes mixed) or a frame whose pixels
+/// belong to another header fails `check_frame`.
+fn stamped_frame(w: u32, h: u32, n: u32, out: &mut Vec<u8>) {
+    let len = w as usize * h as usize * 3;
+    out.clear();
+    out.resize(len, 0);
+    let mut r = Rng(u64::from(n) | 1 << 40);
+    for chunk in out[4..len - 8].chunks_mut(8) {
+        let v = r.next().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+    out[..4].copy_from_slice(&n.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[..len - 8]);
+    out[len - 8..].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// None when the frame is intact and is frame `n`; else what is wrong.
+fn check_frame(n: u32, px: &[u8]) -> Option<&'static str> {
+    if px.len() < 16 {
+        return Some("too short");
+    }
+    let (body, tail) = px.split_at(px.len() - 8);
+    if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != tail {
+        return Some("checksum mismatch (torn)");
+    }
+    if body[..4] != n.to_le_bytes() {
+        return Some("pixels of another frame (mixed)");
+    }
+    None
+}
+
+struct Peer {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Peer {
+    fn spawn(role: &str, args: &[String]) -> Peer {
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = Command::new(exe)
+            .args(["child_role", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+            .env("SHMIMAGE_REL_ROLE", role)
+            .env("SHMIMAGE_REL_ARGS", args.join("\n"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn peer");
+        let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Peer { child, lines }
+    }
+
+    /// The next line starting with `prefix` (the test harness prints others).
+    fn expect(&mut self, prefix: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.expect("peer stdout");
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("peer ended before printing {prefix}");
+    }
+}
+
+fn arg_u32(args: &[String], i: usize) -> u32 {
+    args[i].parse().unwrap_or_else(|_| panic!("argument {i} of {args:?}"))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The peer processes. Ignored so it runs only when re-executed.
+#[test]
+#[ignore]
+fn child_role() {
+    let Ok(role) = std::env::var("SHMIMAGE_REL_ROLE") else { return };
+    let args: Vec<String> =
+        std::env::var("SHMIMAGE_REL_ARGS").unwrap_or_default().split('\n').map(String::from).collect();
+    let path = Path::new(&args[0]);
+    match role.as_str() {
+        // Lock frames one after the other, holding each a random while, until killed.
+        "client-churn" => {
+            let mut rng = Rng(args[1].parse().unwrap_or(1));
+            let mut c = Client::connect(path, ClientOptions::default()).expect("connect");
+            let mut first = true;
+            loop {
+                let f = c.wait_frame(LONG).expect("frame");
+                if first {
+                    say(&format!("LOCKED {}", f.number()));
+                    first = false;
+                }
+                std::thread::sleep(Duration::from_micros(rng.range(200, 3000)));
+                drop(f);
+            }
+        }
+        // Put frames of one size until killed (or `count` frames when > 0),
+        // alternating put_frame and, when the frame fits one buffer, a loan.
+        "server-stamped" => {
+            let (w, h, count) = (arg_u32(&args, 1), arg_u32(&args, 2), arg_u32(&args, 3));
+            let pace = args.get(4).is_some_and(|m| m == "paced");
+            let mut s = Server::create(path, ServerOptions::default()).expect("create");
+            say("READY");
+            s.wait_for_client(LONG).expect("a client");
+            let fits = u64::from(w) * u64::from(h) * 3 <= s.capacity();
+            let mut px = Vec::new();
+            let (mut n, mut sent, mut retries) = (0u32, 0u32, 0u64);
+            while count == 0 || sent < count {
+                n += 1;
+                stamped_frame(w, h, n, &mut px);
+                loop {
+                    let r = if fits && n % 2 == 0 {
+                        s.loan(w, h).and_then(|mut loan| {
+                            loan.as_mut_slice().copy_from_slice(&px);
+                            loan.commit(n)
+                        })
+                    } else {
+                        s.put_frame(n, w, h, &px)
+                    };
+                    match r {
+                        Ok(()) => break,
+                        Err(e) if e.code() == Code::NoBufferAvailable => {
+                            retries += 1;
+                            // A banded frame abandoned part-way is retried whole.
+                            let _ = s.wait_for_buffer(LONG);
+                        }
+                        Err(e) => panic!("frame {n}: {e}"),
+                    }
+                }
+                sent += 1;
+                if pace {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            }
+            say(&format!("STATS sent={sent} retries={retries} last={n}"));
+            // Stay until the client has taken the last frame (or is gone).
+            let _ = s.wait_for_buffer(LONG);
+            let deadline = Instant::now() + LONG;
+            while s.client_liveness() == shmimage::Liveness::Alive && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn summary(name: &str, v: &mut [Duration]) -> String {
+    v.sort();
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "{name}: n={} min={:?} median={:?} p90={:?} max={:?}",
+        v.len(),
+        q(0.0),
+        q(0.5),
+        q(0.9),
+        q(1.0)
+    )
+}
+
+/// A client killed with SIGKILL at a random moment (almost always holding a
+/// locked frame): the server takes both buffers back within a bounded number
+/// of put_frame calls, and a new client connects to a fresh stream.
+#[test]
+fn killed_clients_are_reclaimed_within_three_puts() {
+    const REPS: usize = 50;
+    let mut rng = Rng::from_env("killed_clients");
+    let mut latencies = Vec::new();
+    let mut max_polls = 0;
+    for rep in 0..REPS {
+        let (w, h) = (rng.range(1, 200) as u32, rng.range(1, 120) as u32);
+        let file = StreamFile::for_frame(w, h).expect("file");
+        let mut s = Server::create(file.path(), ServerOptions::default()).expect("create");
+        let p = file.path().to_string_lossy().into_owned();
+        let mut peer = Peer::spawn("client-churn", &[p, rng.next().to_string()]);
+        s.wait_for_client(LONG).expect("client connects");
+        let px = vec![0x5Au8; w as usize * h as usize * 3];
+        s.put_frame(1, w, h, &px).expect("first frame");
+        peer.expect("LOCKED");
+
+        // (kill sent at, reaped yet)
+        let killed: Arc<Mutex<Option<(Instant, bool)>>> = Arc::default();
+        let delay = Duration::from_micros(rng.range(0, 8000));
+        let killer = {
+            let killed = Arc::clone(&killed);
+            let mut child = peer.child;
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                // Marked before the signal: the server may notice the death
+                // before this thread runs again.
+                let t = Instant::now();
+                *killed.lock().unwrap_or_else(|e| e.into_inner()) = Some((t, false));
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                *killed.lock().unwrap_or_else(|e| e.into_inner()) = Some((t, true));
+            })
+        };
+        let mut n = 1u32;
+        let mut polls_after_reap = 0;
+        let deadline = Instant::now() + LONG;
+        loop {
+            assert!(Instant::now() < deadline, "rep {rep}: the dead client was never noticed");
+            let reaped = killed.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|k| k.1);
+            n += 1;
+            let r = s.put_frame(n, w, h, &px);
+            if reaped {
+                polls_after_reap += 1;
+            }
+            match r {
+                Err(e) if e.code() == Code::Unconnected => {
+                    let sent = killed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                    assert!(sent, "rep {rep}: unconnected before the kill: {e}");
+                    break;
+                }
+                Ok(()) | Err(_) => {}
+            }
+            if !reaped {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        let noticed = Instant::now();
+        killer.join().expect("killer thread");
+        let (t, _) = killed.lock().unwrap_or_else(|e| e.into_inner()).expect("kill time");
+        latencies.push(noticed - t);
+        max_polls = max_polls.max(polls_after_reap);
+        // Once the process is reaped its liveness lock is gone, so at most two
+        // frames fill the free buffers and the third put finds none and reclaims.
+        assert!(polls_after_reap <= 3, "rep {rep}: {polls_after_reap} puts after the death");
+        assert_eq!(s.stats().clients_reclaimed, 1, "rep {rep}");
+
+        let mut c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
+            .expect("a new client");
+        assert!(!c.reconnected(), "rep {rep}: reclaimed file is a fresh stream");
+        s.put_frame(n + 1, w, h, &px).expect("frame to the new client");
+        assert_eq!(c.lock().expect("the new client's frame").number(), n + 1);
+    }
+    eprintln!("{} (max puts after reap: {max_polls})", summary("kill -9 client -> server reclaims", &mut latencies));
+}
+
+/// A server killed with SIGKILL at a random moment while a client waits:
+/// the wait answers UNCONNECTED, never hangs to its timeout.
+#[test]
+fn a_killed_server_is_reported_to_a_waiting_client() {
+    const REPS: usize = 50;
+    let mut rng = Rng::from_env("killed_servers");
+    let mut latencies = Vec::new();
+    for rep in 0..REPS {
+        let (w, h) = (rng.range(1, 200) as u32, rng.range(1, 120) as u32);
+        // A third of the files are too small for one band, so kills also land
+        // between the bands of a frame.
+        let len = file_len_for_frame(w, h).expect("size");
+        let len = if rng.range(0, 2) == 0 { (len / 3).max(64 + 6 * u64::from(w)) } else { len };
+        let file = StreamFile::with_len(len).expect("file");
+        let p = file.path().to_string_lossy().into_owned();
+        let mut peer = Peer::spawn("server-stamped", &[p, w.to_string(), h.to_string(), "0".into(), "paced".into()]);
+        peer.expect("READY");
+        let mut c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
+        let killed: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let delay = Duration::from_micros(rng.range(0, 8000));
+        let killer = {
+            let killed = Arc::clone(&killed);
+            let mut child = peer.child;
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                let t = Instant::now();
+                *killed.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+            })
+        };
+        let started = Instant::now();
+        let e = loop {
+            match c.wait_frame(LONG) {
+                Ok(f) => {
+                    assert_eq!(check_frame(f.number(), f.pixels()), None, "rep {rep}: frame {}", f.number());
+                }
+                Err(e) => break e,
+            }
+        };
+        let told = Instant::now();
+        killer.join().expect("killer thread");
+        assert_eq!(e.code(), Code::Unconnected, "rep {rep}: {e}");
+        assert!(told - started < LONG, "rep {rep}: the wait ran to its timeout");
+        let t = killed.lock().unwrap_or_else(|e| e.into_inner()).expect("kill time");
+        latencies.push(told.saturating_duration_since(t));
+    }
+    eprintln!("{}", summary("kill -9 server -> waiting client told", &mut latencies));
+}
+
+/// Frames stream as fast as both sides go; every frame the client locks must
+/// be intact and be the frame its header names.
+fn no_torn_frames(w: u32, h: u32, file_len: u64, frames: u32, opts: ClientOptions) {
+    let file = StreamFile::with_len(file_len).expect("file");
+    let p = file.path().to_string_lossy().into_owned();
+    let mut peer = Peer::spawn("server-stamped", &[p, w.to_string(), h.to_string(), frames.to_string()]);
+    peer.expect("READY");
+    let mut c = Client::connect(file.path(), opts).expect("connect");
+    let t = Instant::now();
+    let (mut seen, mut last) = (0u64, 0u32);
+    loop {
+        match c.wait_frame(LONG) {
+            Ok(f) => {
+                let n = f.number();
+                assert_eq!((f.width(), f.height()), (w, h));
+                if let Some(why) = check_frame(n, f.pixels()) {
+                    panic!("frame {n} after {seen} good frames: {why}");
+                }
+                assert!(n > last, "frame {n} after {last}");
+                last = n;
+                seen += 1;
+                if n == frames {
+                    break;
+                }
+            }
+            Err(e) => panic!("after frame {last}: {e}"),
+        }
+    }
+    let stats = peer.expect("STATS");
+    drop(c);
+    let _ = peer.child.wait();
+    eprintln!("{w}x{h} in a {file_len}-byte file: {frames} frames sent, {seen} locked and checked, {:?}; {stats}", t.elapsed());
+}
+
+#[test]
+fn no_torn_frames_in_place_over_100k_frames() {
+    no_torn_frames(64, 64, file_len_for_frame(64, 64).expect("size"), 100_000, ClientOptions::default());
+}
+
+#[test]
+fn no_torn_frames_in_bands_over_100k_frames() {
+    // Room for 40 of 64 rows: two bands a frame, assembled by lock itself.
+    let len = 48 + 2 * 40 * 64 * 3;
+    no_torn_frames(64, 64, len, 100_000, ClientOptions { monitor_thread: false, ..Default::default() });
+}
