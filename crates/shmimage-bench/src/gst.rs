@@ -25,7 +25,8 @@ pub fn available() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    ok(&["shmsink"]) && ok(&["shmsrc"]) && ok(&["videotestsrc"]) && ok(&["fakesink"])
+    let stdbuf = Command::new("stdbuf").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    stdbuf && ok(&["shmsink"]) && ok(&["shmsrc"]) && ok(&["videotestsrc"]) && ok(&["fakesink"])
 }
 
 pub fn throughput(size: Size, secs: f64) -> Option<Tput> {
@@ -33,8 +34,9 @@ pub fn throughput(size: Size, secs: f64) -> Option<Tput> {
     std::fs::create_dir(&dir).ok()?;
     let sock = dir.join("gst.sock");
     let caps = format!("video/x-raw,format=RGB,width={},height={},framerate=0/1", size.w, size.h);
-    // Room for a few frames, so the producer is not throttled by the ring.
-    let shm_size = (size.bytes() * 4).to_string();
+    // shmsink stalls for good when its area holds only a few frames (seen
+    // here with 4: three frames, then nothing); 16 frames ran steadily.
+    let shm_size = (size.bytes() * 16).min(512 << 20).to_string();
     let mut producer = Command::new("gst-launch-1.0")
         .args(["-q", "videotestsrc", "pattern=black", "!", &caps, "!", "shmsink"])
         .arg(format!("socket-path={}", sock.display()))
@@ -48,8 +50,10 @@ pub fn throughput(size: Size, secs: f64) -> Option<Tput> {
     while !sock.exists() && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut consumer = Command::new("gst-launch-1.0")
-        .args(["-v", "shmsrc"])
+    // gst-launch prints through stdio, which a pipe makes block-buffered:
+    // stamps would arrive in bursts and the tail would die with the process.
+    let mut consumer = Command::new("stdbuf")
+        .args(["-oL", "gst-launch-1.0", "-v", "shmsrc"])
         .arg(format!("socket-path={}", sock.display()))
         .args(["!", "fakesink", "silent=false", "sync=false"])
         .stdout(Stdio::piped())
@@ -57,27 +61,35 @@ pub fn throughput(size: Size, secs: f64) -> Option<Tput> {
         .spawn()
         .ok()?;
     let out = consumer.stdout.take()?;
-    let stamps = std::thread::spawn(move || {
-        let mut t = Vec::new();
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
-            if line.contains("last-message = chain") {
-                t.push(Instant::now());
+            if line.contains("last-message = chain") && tx.send(Instant::now()).is_err() {
+                break;
             }
         }
-        t
     });
-    std::thread::sleep(Duration::from_secs_f64(secs + 0.5));
+    // Start-up (caps negotiation, first mapping) is not counted: the window
+    // opens a warm-up after the first frame arrives.
+    let first = rx.recv_timeout(Duration::from_secs(15)).ok();
+    if first.is_some() {
+        std::thread::sleep(Duration::from_secs_f64(0.2 + secs));
+    }
     // Only the two processes started here are stopped, by their own handles.
     let _ = consumer.kill();
     let _ = producer.kill();
     let _ = consumer.wait();
     let _ = producer.wait();
+    let _ = reader.join();
     let _ = std::fs::remove_dir_all(&dir);
-    let t = stamps.join().ok()?;
-    // The first half second is start-up (caps negotiation, first mapping).
-    let start = *t.first()? + Duration::from_millis(500);
-    let kept: Vec<_> = t.into_iter().filter(|x| *x >= start).collect();
+    let open = first? + Duration::from_millis(200);
+    let close = open + Duration::from_secs_f64(secs);
+    let all: Vec<Instant> = rx.try_iter().collect();
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        eprintln!("gst: {} stamps after the first; last at {:?} from the window start", all.len(), all.last().map(|l| l.saturating_duration_since(open)));
+    }
+    let kept: Vec<Instant> = all.into_iter().filter(|x| *x >= open && *x <= close).collect();
     let (frames, secs) = rate_from(kept.first().copied(), kept.last().copied(), kept.len() as u64);
     Some(Tput {
         transport: "GStreamer shmsink/shmsrc".into(),

@@ -93,8 +93,10 @@ fn run_peer(v: &[String]) {
     let arg = |i: usize| v.get(i).map(String::as_str).unwrap_or_default();
     match arg(0) {
         "shm-read" => shm::peer_read(arg(1)),
-        "shm-wait" => shm::peer_latency(arg(1), false),
-        "shm-poll" => shm::peer_latency(arg(1), true),
+        "shm-wait" => shm::peer_latency(arg(1), false, true),
+        "shm-wait-nt" => shm::peer_latency(arg(1), false, false),
+        "shm-poll" => shm::peer_latency(arg(1), true, true),
+        "oneway" => streams::peer_oneway(arg(1)),
         "stream-read" => streams::peer_read(arg(1), arg(2), arg(3).parse().expect("frame bytes")),
         "echo" => streams::peer_echo(arg(1)),
         #[cfg(feature = "iceoryx2")]
@@ -165,11 +167,15 @@ fn run(a: &Args) {
     if !a.skips("latency") {
         let lsecs = (secs * 2.0).max(1.0);
         progress("latency: shmimage futex wait", None);
-        lat.push(shm::latency(lsecs, false));
+        lat.push(shm::latency(lsecs, shm::LatClient::Wait));
+        progress("latency: shmimage futex wait, no monitor thread", None);
+        lat.push(shm::latency(lsecs, shm::LatClient::WaitNoThreads));
         progress("latency: shmimage polling client", None);
-        lat.push(shm::latency(lsecs, true));
+        lat.push(shm::latency(lsecs, shm::LatClient::Poll));
         progress("latency: Unix socket ping-pong", None);
         lat.push(streams::unix_pingpong(lsecs));
+        progress("latency: Unix socket one-way", None);
+        lat.push(streams::unix_oneway(lsecs));
         #[cfg(feature = "iceoryx2")]
         if !a.skips("iceoryx2") {
             progress("latency: iceoryx2 event wait", None);

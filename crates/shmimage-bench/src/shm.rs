@@ -147,12 +147,12 @@ pub const GAP_US: (u64, u64) = (200, 1200);
 /// Wake-up latency: the server stamps CLOCK_MONOTONIC into a small loaned
 /// frame just before commit; the client subtracts it from its own reading
 /// once its wait (or poll) hands it the frame.
-pub fn latency(secs: f64, poll: bool) -> Latency {
+pub fn latency(secs: f64, client: LatClient) -> Latency {
     let (w, h) = (64u32, 64u32);
     let file = StreamFile::for_frame(w, h).expect("create stream file");
     let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
     let path = file.path().to_string_lossy().into_owned();
-    let role = if poll { "shm-poll" } else { "shm-wait" };
+    let role = client.role();
     let child = peer(&[role.into(), path]).spawn().expect("spawn client peer");
     server.wait_for_client(Duration::from_secs(20)).expect("client connects");
     let mut jitter = Jitter::new();
@@ -174,17 +174,42 @@ pub fn latency(secs: f64, poll: bool) -> Latency {
     }
     send_end(&mut server, number);
     let rep = collect(child, role);
-    let (method, note) = if poll {
-        ("shmimage polling client (lock, else sleep 1 ms)", "what clients of the original library do")
-    } else {
-        ("shmimage wait_frame (futex)", "publish (commit) -> wait_frame returns the locked frame")
+    let (method, note) = match client {
+        LatClient::Poll => ("shmimage polling client (lock, else sleep 1 ms)", "what clients of the original library do"),
+        LatClient::Wait => ("shmimage wait_frame (futex)", "publish (commit) -> wait_frame returns the locked frame"),
+        LatClient::WaitNoThreads => (
+            "shmimage wait_frame, no monitor thread (futex)",
+            "as above with ClientOptions.monitor_thread = false (NOTHREADS)",
+        ),
     };
     Latency::new(method, rep.latencies, note)
 }
 
+/// The client of a latency test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatClient {
+    /// wait_frame with the default options (monitor thread on).
+    Wait,
+    /// wait_frame without the monitor thread.
+    WaitNoThreads,
+    /// lock, and sleep 1 ms when there is no frame.
+    Poll,
+}
+
+impl LatClient {
+    fn role(self) -> &'static str {
+        match self {
+            LatClient::Wait => "shm-wait",
+            LatClient::WaitNoThreads => "shm-wait-nt",
+            LatClient::Poll => "shm-poll",
+        }
+    }
+}
+
 /// Peer: take frames as soon as the wait (or poll) allows; record latencies.
-pub fn peer_latency(path: &str, poll: bool) {
-    let mut client = Client::connect(path, ClientOptions::default()).expect("client connect");
+pub fn peer_latency(path: &str, poll: bool, monitor_thread: bool) {
+    let options = ClientOptions { monitor_thread, ..ClientOptions::default() };
+    let mut client = Client::connect(path, options).expect("client connect");
     let mut lat = Vec::with_capacity(1 << 16);
     loop {
         let frame = if poll {

@@ -169,3 +169,35 @@ pub fn peer_echo(path: &str) {
     }
     print_result(&[("done", "1".into())]);
 }
+
+/// One-way over a Unix stream socket measured exactly like shmimage: the
+/// sender writes its CLOCK_MONOTONIC stamp, the receiver subtracts it from
+/// its own reading when read returns. Unlike the ping-pong, every sample is
+/// a wake-up of a receiver that has been asleep for the whole gap.
+pub fn unix_oneway(secs: f64) -> Latency {
+    let dir = TmpDir::new();
+    let path = dir.0.join("ow.sock");
+    let l = UnixListener::bind(&path).expect("bind unix socket");
+    let child = peer(&["oneway".into(), path.to_string_lossy().into_owned()]).spawn().expect("spawn peer");
+    let (mut s, _) = l.accept().expect("accept");
+    let mut jitter = Jitter::new();
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        std::thread::sleep(jitter.gap(crate::shm::GAP_US.0, crate::shm::GAP_US.1));
+        s.write_all(&now_ns().to_le_bytes()).expect("send stamp");
+    }
+    drop(s);
+    let rep = collect(child, "oneway");
+    Latency::new("Unix socket one-way (8-byte stamp)", rep.latencies, "same pacing and stamp as shmimage")
+}
+
+pub fn peer_oneway(path: &str) {
+    let mut s = UnixStream::connect(path).expect("connect");
+    let mut b = [0u8; 8];
+    let mut lat = Vec::with_capacity(1 << 16);
+    while s.read_exact(&mut b).is_ok() {
+        lat.push(now_ns().saturating_sub(u64::from_le_bytes(b)));
+    }
+    print_latencies(&lat);
+    print_result(&[("samples", lat.len().to_string())]);
+}

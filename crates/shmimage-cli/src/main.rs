@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod create;
 mod demo;
 mod inspect;
@@ -47,6 +48,9 @@ enum Command {
     Capture(x11_cmds::CaptureArgs),
     /// Print what the X server offers: MIT-SHM, version, shared pixmaps, visual.
     X11Info(x11_cmds::X11InfoArgs),
+    /// Run the end-to-end benchmark suite (shmimage vs memcpy, sockets,
+    /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::View(a) => x11_cmds::view(a),
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
