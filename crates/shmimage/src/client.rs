@@ -18,6 +18,10 @@ const INIT: u32 = BufferState::Init as u32;
 const CLIENT: u32 = BufferState::Client as u32;
 const CLIENT_LOCKED: u32 = BufferState::ClientLocked as u32;
 
+/// How often a frame wait that sees no frame checks whether the stream file's
+/// path was given to another file.
+pub(crate) const REPLACED_CHECK: Duration = Duration::from_millis(50);
+
 /// How a client stream behaves.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -223,6 +227,13 @@ impl Client {
         self.shared.map.is_replaced()
     }
 
+    /// True once this client found its file shorter than when it was mapped
+    /// (another process truncated it); the stream cannot continue and every
+    /// lock answers `UnableToMapFile`. Checks the file size now (one `fstat`).
+    pub fn file_truncated(&self) -> bool {
+        self.shared.map.check_intact().is_err()
+    }
+
     /// Lock the newest complete frame; it stays valid until the guard drops.
     /// `Err(NoFrameAvailable)` when there is none; `Err(Locked)` is impossible
     /// through the guard API (it borrows the client).
@@ -232,7 +243,10 @@ impl Client {
     }
 
     /// Wait up to `timeout` for a frame and lock it. `Err(NoFrameAvailable)`
-    /// on timeout, `Err(Unconnected)` when the server process has gone.
+    /// on timeout, `Err(Unconnected)` when the server process has gone or
+    /// (checked every 50 ms while no frame comes) the file's path
+    /// now names another file, `Err(UnableToMapFile)` when the file was
+    /// truncated.
     pub fn wait_frame(&mut self, timeout: Duration) -> Result<Frame<'_>> {
         let info = self.wait_frame_unguarded(timeout)?;
         Ok(Frame { client: self, info })
@@ -246,8 +260,11 @@ impl Client {
         }
         let shared = Arc::clone(&self.shared);
         let map = &shared.map;
+        map.check_intact()?;
         let mut asm = shared.asm();
         asm.drain(map);
+        // A band copied from a file that shrank meanwhile holds zeros.
+        map.check_intact()?;
         if let Some(bytes) = asm.alloc_failed.take() {
             return Err(Error::MemoryAlloc { bytes });
         }
@@ -304,6 +321,7 @@ impl Client {
     pub fn wait_frame_unguarded(&mut self, timeout: Duration) -> Result<FrameInfo> {
         let now = Instant::now();
         let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let mut next_replaced_check = now + REPLACED_CHECK;
         loop {
             let seen = self.shared.map.states();
             match self.lock_unguarded() {
@@ -314,6 +332,18 @@ impl Client {
                 return Err(Error::Unconnected { reason: "the server process has exited" });
             }
             let now = Instant::now();
+            // A stat per check: rare enough to cost nothing, often enough that
+            // a client left on a replaced file hears of it while it waits.
+            // A deleted path alone is not a reason: a server may unlink the
+            // file and stream on.
+            if now >= next_replaced_check {
+                next_replaced_check = now + REPLACED_CHECK;
+                if self.shared.map.names_other_file() {
+                    return Err(Error::Unconnected {
+                        reason: "the stream file was replaced: its path now names another file; connect again",
+                    });
+                }
+            }
             if now >= deadline {
                 return Err(Error::NoFrameAvailable);
             }
@@ -328,7 +358,10 @@ impl Client {
     /// For a one-band frame this is the shared memory itself, valid until
     /// unlock: the buffer is CLIENT_LOCKED, which a conforming server never
     /// writes. A hostile process with the file open could change the bytes
-    /// while you read them; that garbles only this frame.
+    /// while you read them; that garbles only this frame. If another process
+    /// truncates the file while you read, this process does not die of
+    /// SIGBUS: the missing bytes read as zeros, [`Client::file_truncated`]
+    /// turns true and the next lock or wait answers `UnableToMapFile`.
     pub fn pixels(&self) -> Option<&[u8]> {
         match self.held.as_ref()? {
             Held::Assembled(a) => Some(&a.data),
@@ -462,7 +495,9 @@ fn monitor(shared: &Shared) {
     let map = &shared.map;
     while !shared.stop.load(Ordering::Acquire) {
         let s = map.states();
-        if s.contains(&CLIENT) || s == [INIT, INIT] {
+        // After a truncation the states are zero pages, not the peer's: leave
+        // them alone and let the next lock report the error.
+        if !map.truncated() && (s.contains(&CLIENT) || s == [INIT, INIT]) {
             shared.asm().drain(map);
         }
         futex::wait_either([map.state_word(0), map.state_word(1)], map.states(), futex::POLL_SLICE);

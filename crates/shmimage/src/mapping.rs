@@ -16,9 +16,13 @@ use crate::error::{Error, Result};
 use crate::layout::{field, Header, Layout};
 use crate::state::{BufferState, Transition};
 
+mod sigbus;
+
 /// An open, mapped stream file.
 #[derive(Debug)]
 pub(crate) struct Mapping {
+    /// Declared before `map` so it is dropped (unregistered) before the unmap.
+    guard: sigbus::Guard,
     map: MmapRaw,
     file: File,
     path: PathBuf,
@@ -59,7 +63,36 @@ impl Mapping {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Mapping { map, file, path: path.to_owned(), layout, identity: (meta.dev(), meta.ino()) })
+        let guard = sigbus::guard(map.as_ptr(), map_len);
+        Ok(Mapping { guard, map, file, path: path.to_owned(), layout, identity: (meta.dev(), meta.ino()) })
+    }
+
+    /// True once an access to the mapping found the file shorter than when it
+    /// was mapped (the SIGBUS guard swapped the missing pages for zeros).
+    /// Cheap: one atomic load.
+    pub(crate) fn truncated(&self) -> bool {
+        self.guard.truncated()
+    }
+
+    /// `Err` when the file has shrunk below the mapped length, seen either by
+    /// a faulting access or by `fstat` now. The stream cannot go on: whatever
+    /// lies beyond the new end is no longer shared with the peer.
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        let mapped = self.layout.file_len();
+        let now = match self.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => mapped, // fstat on an open fd does not fail in practice
+        };
+        if now < mapped || self.truncated() {
+            return Err(Error::UnableToMapFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "the stream file was truncated by another process (now {now} bytes, {mapped} were mapped); \
+                     restore its size and open the stream again"
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -80,6 +113,15 @@ impl Mapping {
         match std::fs::symlink_metadata(&self.path) {
             Ok(m) => (m.dev(), m.ino()) != self.identity,
             Err(_) => true,
+        }
+    }
+
+    /// True when `path` exists and is another file than this mapping's (the
+    /// stream file was deleted and created again, or renamed over).
+    pub(crate) fn names_other_file(&self) -> bool {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => (m.dev(), m.ino()) != self.identity,
+            Err(_) => false,
         }
     }
 
@@ -156,17 +198,22 @@ impl Mapping {
         Some(unsafe { self.map.as_mut_ptr().add(at as usize) })
     }
 
-    /// Copy `src` into buffer `index`'s payload at byte `at`.
+    /// Copy `src` into buffer `index`'s payload at byte `at`. False when the
+    /// range is outside the buffer or the file was found truncated.
     pub(crate) fn copy_in(&self, index: usize, at: u64, src: &[u8]) -> bool {
         let Some(end) = at.checked_add(src.len() as u64) else { return false };
         let Some(base) = self.payload_ptr(index, end) else { return false };
         // SAFETY: [at, end) lies inside the payload (checked above); `src` is a
         // separate allocation of this process, so the ranges do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(at as usize), src.len()) };
-        true
+        // A copy into a file truncated meanwhile completes on zero pages (see
+        // sigbus.rs); the bytes never reached the file.
+        !self.truncated()
     }
 
-    /// Copy `dst.len()` bytes of buffer `index`'s payload, from its start, into `dst`.
+    /// Copy `dst.len()` bytes of buffer `index`'s payload, from its start, into
+    /// `dst`. False when out of range or the file was found truncated (the
+    /// missing bytes read as zeros).
     pub(crate) fn copy_out(&self, index: usize, dst: &mut [u8]) -> bool {
         let Some(base) = self.payload_ptr(index, dst.len() as u64) else { return false };
         // SAFETY: the range lies inside the payload (checked by payload_ptr);
@@ -174,6 +221,54 @@ impl Mapping {
         // peer may change the bytes meanwhile; any u8 is valid, so the worst is
         // a garbled frame, never undefined behaviour in this process.
         unsafe { std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr(), dst.len()) };
-        true
+        !self.truncated()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::StreamFile;
+    use crate::Code;
+
+    /// Reads and writes of pages beyond a shrunken file's end would be
+    /// SIGBUS; the guard turns them into zeros and an error.
+    #[test]
+    fn truncation_under_a_copy_is_an_error_not_a_crash() {
+        let f = StreamFile::with_len(1 << 20).unwrap();
+        let m = Mapping::open(f.path()).unwrap();
+        let cap = m.layout().capacity() as usize;
+        assert!(m.copy_in(1, 0, &vec![7u8; cap]));
+        m.check_intact().unwrap();
+        std::fs::OpenOptions::new().write(true).open(f.path()).unwrap().set_len(4096).unwrap();
+        assert_eq!(m.check_intact().unwrap_err().code(), Code::UnableToMapFile);
+        assert!(!m.truncated(), "nothing touched the missing pages yet");
+        let mut out = vec![1u8; cap];
+        assert!(!m.copy_out(1, &mut out), "the copy reports the truncation");
+        assert!(out.iter().all(|&b| b == 0), "missing bytes read as zeros");
+        assert!(!m.copy_in(1, 0, &vec![9u8; cap]));
+        assert!(m.truncated());
+        let e = m.check_intact().unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        // The state word of buffer 1 is past the new end too.
+        let _ = m.states();
+        // A second mapping of the same file, made after the truncation, is refused.
+        std::fs::OpenOptions::new().write(true).open(f.path()).unwrap().set_len(0).unwrap();
+        assert_eq!(Mapping::open(f.path()).unwrap_err().code(), Code::BadFileSize);
+        let _ = m.states();
+    }
+
+    #[test]
+    fn the_guard_is_a_siginfo_handler_and_keeps_the_previous_one() {
+        // Installing the guard must leave other SIGBUS handling in place: std's
+        // own handler (stack overflow detection) is what we chain to here.
+        let f = StreamFile::with_len(64).unwrap();
+        let _m = Mapping::open(f.path()).unwrap();
+        // SAFETY: reads the current action only.
+        let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer; a null new action only queries.
+        assert_eq!(unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur) }, 0);
+        assert!(cur.sa_flags & libc::SA_SIGINFO != 0 && cur.sa_sigaction != libc::SIG_DFL);
+        assert!(sigbus::PREVIOUS.get().is_some(), "the action it replaced is kept for chaining");
     }
 }

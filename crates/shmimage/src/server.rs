@@ -124,6 +124,7 @@ impl Server {
                 pixels.len()
             )));
         }
+        self.map.check_intact()?;
         let rows_per_band = self.map.layout().rows_per_band(width).ok_or(Error::FrameTooLarge {
             needed: u64::from(width) * 3,
             capacity: self.capacity(),
@@ -166,15 +167,18 @@ impl Server {
                 what: "a loan (the whole frame in one buffer)",
             });
         }
+        self.map.check_intact()?;
         let index = self.take_free_counted()?;
         Ok(Loan { server: self, index, width, height, len: len as usize, done: false })
     }
 
     /// Wait until a client is connected (no buffer is INIT).
-    /// `Err(Unconnected)` on timeout.
+    /// `Err(Unconnected)` on timeout; `Err(UnableToMapFile)` when the file
+    /// was truncated by another process.
     pub fn wait_for_client(&mut self, timeout: Duration) -> Result<()> {
         let deadline = deadline(timeout);
         loop {
+            self.map.check_intact()?;
             let s = self.map.states();
             if !s.contains(&INIT) {
                 return Ok(());
@@ -192,6 +196,7 @@ impl Server {
     pub fn wait_for_buffer(&mut self, timeout: Duration) -> Result<()> {
         let deadline = deadline(timeout);
         loop {
+            self.map.check_intact()?;
             let s = self.map.states();
             if s.contains(&INIT) {
                 return Err(unconnected());
@@ -291,6 +296,10 @@ impl Server {
     }
 
     fn publish(&mut self, index: usize, band: &Band) -> Result<()> {
+        // The pixels went to zero pages if the file shrank under the copy;
+        // publishing them would hand the client a frame that is not there.
+        // The buffer stays SERVER_LOCKED: the stream is over either way.
+        self.map.check_intact()?;
         self.map.write_header(
             index,
             &Header {

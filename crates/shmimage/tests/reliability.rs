@@ -188,6 +188,55 @@ fn child_role() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        // Stream big frames until an operation fails; report it and exit
+        // normally (a SIGBUS death would show as a signal exit).
+        "server-until-error" => {
+            let (w, h) = (arg_u32(&args, 1), arg_u32(&args, 2));
+            let mut s = Server::create(path, ServerOptions::default()).expect("create");
+            say("READY");
+            s.wait_for_client(LONG).expect("a client");
+            let mut px = Vec::new();
+            let mut n = 0u32;
+            let e = loop {
+                n += 1;
+                stamped_frame(w, h, n, &mut px);
+                let r = if n % 2 == 0 {
+                    s.loan(w, h).and_then(|mut loan| {
+                        loan.as_mut_slice().copy_from_slice(&px);
+                        loan.commit(n)
+                    })
+                } else {
+                    s.put_frame(n, w, h, &px)
+                };
+                match r {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Code::NoBufferAvailable => {
+                        if let Err(e) = s.wait_for_buffer(LONG) {
+                            break e;
+                        }
+                    }
+                    Err(e) => break e,
+                }
+            };
+            say(&format!("ERR {} {e}", e.code() as i32));
+        }
+        // Map a file without shmimage, shrink it and touch the lost page: a
+        // SIGBUS outside shmimage's mappings must still end the process.
+        "foreign-sigbus" => {
+            let _guarded = Client::connect(path, ClientOptions::default()).expect("connect");
+            let other = Path::new(&args[1]);
+            let f = std::fs::OpenOptions::new().read(true).write(true).open(other).expect("open");
+            // SAFETY: test-only raw mapping of a file this process owns.
+            let p = unsafe {
+                libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(&f), 0)
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            f.set_len(0).expect("truncate");
+            say("TOUCHING");
+            // SAFETY: the address is mapped; the read faults by design.
+            let v = unsafe { std::ptr::read_volatile(p.cast::<u8>().add(4096)) };
+            say(&format!("SURVIVED {v}"));
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -378,4 +427,113 @@ fn no_torn_frames_in_bands_over_100k_frames() {
     // Room for 40 of 64 rows: two bands a frame, assembled by lock itself.
     let len = 48 + 2 * 40 * 64 * 3;
     no_torn_frames(64, 64, len, 100_000, ClientOptions { monitor_thread: false, ..Default::default() });
+}
+
+/// Another process truncates the stream file (to zero, or to half) while a
+/// server streams and a client reads in place: neither dies of SIGBUS, both
+/// get an error, and the file, once its size is restored, carries a new stream.
+#[test]
+fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() {
+    const REPS: usize = 10;
+    let mut rng = Rng::from_env("truncation");
+    let (w, h) = (1280u32, 720u32);
+    let len = file_len_for_frame(w, h).expect("size");
+    for rep in 0..REPS {
+        let to = if rep % 2 == 0 { 0 } else { len / 2 };
+        let file = StreamFile::with_len(len).expect("file");
+        let p = file.path().to_string_lossy().into_owned();
+        let mut peer = Peer::spawn("server-until-error", &[p, w.to_string(), h.to_string()]);
+        peer.expect("READY");
+        let mut c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
+        let path = file.path().to_owned();
+        let delay = Duration::from_micros(rng.range(0, 20_000));
+        let cutter = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open to truncate");
+            f.set_len(to).expect("truncate");
+        });
+        let mut frames = 0u64;
+        let e = loop {
+            match c.wait_frame(LONG) {
+                Ok(f) => {
+                    // Read every byte in place: after the cut these reads hit
+                    // pages past the end of the file.
+                    let sum = f.pixels().iter().fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
+                    std::hint::black_box(sum);
+                    frames += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        cutter.join().expect("cutter");
+        assert_eq!(e.code(), Code::UnableToMapFile, "rep {rep}: {e}");
+        assert!(e.to_string().contains("truncated"), "rep {rep}: {e}");
+        assert!(c.file_truncated());
+        let err = peer.expect("ERR");
+        assert!(err.starts_with(&(Code::UnableToMapFile as i32).to_string()) && err.contains("truncated"), "rep {rep}: server said {err}");
+        let st = peer.child.wait().expect("server exit");
+        assert!(st.success(), "rep {rep}: server ended with {st}");
+        drop(c);
+
+        // Restored to its size, the same path carries a new stream.
+        std::fs::OpenOptions::new().write(true).open(file.path()).expect("open").set_len(len).expect("regrow");
+        let mut s = Server::create(file.path(), ServerOptions::default()).expect("server again");
+        let mut c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
+            .expect("client again");
+        let mut px = Vec::new();
+        stamped_frame(w, h, 1, &mut px);
+        s.put_frame(1, w, h, &px).expect("put after reopen");
+        let f = c.lock().expect("lock after reopen");
+        assert_eq!(check_frame(1, f.pixels()), None);
+        eprintln!("rep {rep}: cut to {to} after {delay:?}, {frames} frames read before");
+    }
+}
+
+/// The guard only takes faults in shmimage's own mappings: any other SIGBUS
+/// still ends the process, as it would without shmimage.
+#[test]
+fn a_sigbus_elsewhere_still_ends_the_process() {
+    let file = StreamFile::for_frame(16, 16).expect("file");
+    let other = StreamFile::with_len(8192).expect("other file");
+    let _s = Server::create(file.path(), ServerOptions::default()).expect("server");
+    let args = [file.path(), other.path()].map(|p| p.to_string_lossy().into_owned());
+    let mut peer = Peer::spawn("foreign-sigbus", &args);
+    peer.expect("TOUCHING");
+    let st = peer.child.wait().expect("exit");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGBUS), "{st}");
+}
+
+/// The stream file is deleted and created again under the same name while a
+/// client waits: the client says so instead of waiting on a file nobody
+/// writes any more. Deleting alone is not a reason (a server may unlink the
+/// file and stream on).
+#[test]
+fn a_replaced_stream_file_is_reported_to_a_waiting_client() {
+    let file = StreamFile::for_frame(32, 32).expect("file");
+    let len = std::fs::metadata(file.path()).expect("stat").len();
+    let mut s = Server::create(file.path(), ServerOptions::default()).expect("server");
+    let mut c = Client::connect(file.path(), ClientOptions::default()).expect("client");
+    assert!(!c.file_replaced());
+
+    std::fs::remove_file(file.path()).expect("delete");
+    assert!(c.file_replaced());
+    assert_eq!(c.wait_frame(Duration::from_millis(120)).expect_err("no frame").code(), Code::NoFrameAvailable);
+    // The unlinked file still streams.
+    s.put_frame(1, 32, 32, &vec![1u8; 32 * 32 * 3]).expect("put to the unlinked file");
+    assert_eq!(c.wait_frame(LONG).expect("frame").number(), 1);
+
+    StreamFile::create_at(file.path(), len).expect("recreate");
+    let t = Instant::now();
+    let e = c.wait_frame(LONG).expect_err("told");
+    assert_eq!(e.code(), Code::Unconnected, "{e}");
+    assert!(e.to_string().contains("replaced"), "{e}");
+    assert!(t.elapsed() < LONG);
+    eprintln!("replaced file reported after {:?}", t.elapsed());
+    // A new client on the new file works with a new server.
+    let mut s2 = Server::create(file.path(), ServerOptions::default()).expect("new server");
+    let mut c2 = Client::connect(file.path(), ClientOptions::default()).expect("new client");
+    s2.put_frame(2, 32, 32, &vec![2u8; 32 * 32 * 3]).expect("put");
+    assert_eq!(c2.wait_frame(LONG).expect("frame").number(), 2);
+    drop(s);
 }
