@@ -122,9 +122,10 @@ fn a_glob_with_loop_and_every_k() {
     let expect = make_pngs(&src);
     let f = dir.path().join("s.shm");
     let pattern = format!("{}/[ad]-*.png", path_str(&src)); // a-rgb, d-rgb16
-                                                            // serve creates the file itself.
+                                                            // serve creates the file itself; record takes frames 1 to 5 (the last
+    // one serve sends, so serve never waits for a second client).
     let server = shmimage()
-        .args(["serve", path_str(&f), "--png", &pattern, "--loop", "--count", "6", "--lossless", "--fps", "0"])
+        .args(["serve", path_str(&f), "--png", &pattern, "--loop", "--count", "5", "--lossless", "--fps", "0"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
