@@ -121,9 +121,10 @@ fn a_glob_with_loop_and_every_k() {
     std::fs::create_dir(&src).unwrap();
     let expect = make_pngs(&src);
     let f = dir.path().join("s.shm");
-    let pattern = format!("{}/[ad]-*.png", path_str(&src)); // a-rgb, d-rgb16
-                                                            // serve creates the file itself; record takes frames 1 to 5 (the last
-    // one serve sends, so serve never waits for a second client).
+    // The glob matches a-rgb.png and d-rgb16.png. serve creates the file
+    // itself; record takes frames 1 to 5, the last one serve sends, so serve
+    // never waits for a second client.
+    let pattern = format!("{}/[ad]-*.png", path_str(&src));
     let server = shmimage()
         .args(["serve", path_str(&f), "--png", &pattern, "--loop", "--count", "5", "--lossless", "--fps", "0"])
         .stdout(Stdio::piped())
