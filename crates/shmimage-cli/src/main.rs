@@ -15,7 +15,14 @@ mod x11_cmds;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
 #[derive(Debug, Parser)]
-#[command(name = "shmimage", version, about)]
+#[command(
+    name = "shmimage",
+    version,
+    about,
+    after_help = "Exit status: 0 success; 1 failure at run time (the reason is on stderr); 2 bad usage.\n\
+                  Start here: shmimage demo; shmimage serve FILE and shmimage record FILE --out DIR.\n\
+                  Each subcommand has examples in its --help; docs/cli.md has them all."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

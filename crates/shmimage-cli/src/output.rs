@@ -89,7 +89,7 @@ impl Out {
                 None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout()),
             };
             let template = if total.is_some() {
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}"
+                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}"
             } else {
                 "{spinner} [{elapsed_precise}] {msg}"
             };

@@ -163,7 +163,8 @@ pub fn run(a: RecordArgs) -> Result<()> {
     };
     status.finish();
     client.close();
-    let elapsed = first_at.map_or(Duration::ZERO, |t| t.elapsed());
+    // The rate covers first to last frame received, not the wait after.
+    let elapsed = first_at.map_or(Duration::ZERO, |t| last_frame_at.saturating_duration_since(t));
     let range = match (&first_file, &last_file) {
         (Some(f), Some(l)) if f != l => format!(
             " ({} .. {})",

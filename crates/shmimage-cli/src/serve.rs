@@ -309,6 +309,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let mut buf = Vec::new();
     let started = Instant::now();
     let mut first_sent: Option<Instant> = None;
+    let mut last_sent = Instant::now();
     let mut next_due = Instant::now();
     let mut connected = false;
 
@@ -372,7 +373,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         match server.put_frame(number, w, h, &buf) {
             Ok(()) => {
                 sent += 1;
-                first_sent.get_or_insert_with(Instant::now);
+                last_sent = Instant::now();
+                first_sent.get_or_insert(last_sent);
                 if a.lossless {
                     wait_until_taken(&watch, &mut server);
                 }
@@ -395,8 +397,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
         wait_until_taken_for(&watch, &mut server, Duration::from_secs(2));
     }
     status.finish();
-    let secs = first_sent.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let fps_done = rate(sent.saturating_sub(1), first_sent.map_or(Duration::ZERO, |t| t.elapsed()));
+    // The rate covers first to last frame sent, not time spent waiting.
+    let span = first_sent.map_or(Duration::ZERO, |t| last_sent.saturating_duration_since(t));
+    let secs = span.as_secs_f64();
+    let fps_done = rate(sent.saturating_sub(1), span);
     out.line(format!(
         "served {sent} frame(s) on {name} in {secs:.2} s ({fps_done:.1} frames/s), {dropped} dropped, {unconnected} unconnected"
     ));
