@@ -308,6 +308,21 @@ impl Client {
                 asm.recycle(old.data);
             }
             if map.transition(i, CLIENT, Transition::Lock) {
+                // The two state loads above are not one snapshot: the server
+                // can publish frame k into the other buffer after its word was
+                // read and then k + 1 into this one, so an older whole frame
+                // may wait there unseen. Only this client moves a CLIENT
+                // buffer, so it is still there now; give it back, or the next
+                // lock would return a frame older than this one.
+                let o = 1 - i;
+                if map.state_word(o).load(Ordering::Acquire) == CLIENT {
+                    if let Some(ob) = asm.whole_frame(map, o) {
+                        if is_newer(b.frame_number, ob.frame_number) {
+                            release(map, o, CLIENT);
+                            asm.stats.frames_stale += 1;
+                        }
+                    }
+                }
                 let info = FrameInfo { number: b.frame_number, width: b.width, height: b.height, in_place: true };
                 self.held = Some(Held::InPlace { index: i, info });
                 asm.stats.frames_locked += 1;
