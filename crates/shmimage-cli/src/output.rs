@@ -143,6 +143,14 @@ impl Status {
         }
     }
 
+    /// A warning on stderr (even with --quiet or --json), kept clear of the bar.
+    pub fn warn(&self, s: impl AsRef<str>) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("shmimage: warning: {}", s.as_ref())),
+            None => eprintln!("shmimage: warning: {}", s.as_ref()),
+        }
+    }
+
     /// Remove the live display (the caller prints the summary).
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -312,6 +312,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let mut last_sent = Instant::now();
     let mut next_due = Instant::now();
     let mut connected = false;
+    let mut warned_banded = false;
 
     let outcome: Result<()> = 'frames: loop {
         if stopped() || a.count.is_some_and(|c| sent >= c) {
@@ -369,6 +370,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 Err(StreamError::NoBufferAvailable) => continue,
                 _ => break,
             }
+        }
+        if a.lossless && !warned_banded && (buf.len() as u64) > server.capacity() {
+            // The client assembles banded frames in its own memory, out of
+            // the server's sight, so nothing in the file says it took one.
+            warned_banded = true;
+            status.warn(format!(
+                "{w}x{h} frames travel in bands in {name} ({} bytes per buffer); --lossless cannot stop \
+                 a client skipping them; `shmimage create NEWFILE --max {w}x{h}` makes a file where it can",
+                server.capacity()
+            ));
         }
         match server.put_frame(number, w, h, &buf) {
             Ok(()) => {

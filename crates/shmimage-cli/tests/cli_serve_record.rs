@@ -245,6 +245,12 @@ fn serve_and_record_fail_clearly_on_bad_files() {
     let err = text(&o.stderr);
     assert!(err.contains(path_str(&missing)) && err.contains("shmimage create"), "{err}");
 
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, b"x").unwrap();
+    let o = run(&["record", path_str(&missing), "--out", path_str(&a_file)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("cannot create the output folder"), "{}", text(&o.stderr));
+
     let small = dir.path().join("small.shm");
     std::fs::write(&small, [0u8; 20]).unwrap();
     let o = run(&["serve", path_str(&small), "--count", "1"]);
