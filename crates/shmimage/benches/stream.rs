@@ -3,6 +3,8 @@
 //! frame sizes (should not depend on size), lock+unlock, and the put-to-wake
 //! latency between two processes (a ping-pong over two streams).
 
+#![allow(clippy::unwrap_used)] // a benchmark harness: a failed setup should stop it loudly
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -577,8 +577,8 @@ impl Assembler {
             // Partial bands that neither continue nor start a frame: a start
             // we never saw (joined mid-frame), or bands out of order.
             let mut changed = false;
-            for i in 0..2 {
-                if bands[i].is_some_and(|b| !b.is_whole_frame()) {
+            for (i, band) in bands.iter().enumerate() {
+                if band.is_some_and(|b| !b.is_whole_frame()) {
                     self.stats.frames_partial += 1;
                     self.drop_partial();
                     release(map, i, CLIENT);

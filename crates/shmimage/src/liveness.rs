@@ -59,7 +59,7 @@ pub(crate) fn probe(file: &File, role: Role) -> Option<bool> {
     let mut fl = flock(libc::F_WRLCK, role);
     // SAFETY: a valid fd and a pointer to an initialised flock that outlives the call.
     let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
-    (r == 0).then(|| fl.l_type != libc::F_UNLCK as _)
+    (r == 0).then_some(fl.l_type != libc::F_UNLCK as _)
 }
 
 /// Remembers whether a peer was ever seen alive, to tell gone from unknown.

@@ -65,7 +65,7 @@ proptest! {
                     if let Ok(info) = client.lock_unguarded() {
                         let px = client.pixels().unwrap();
                         prop_assert_eq!(px.len(), info.len());
-                        prop_assert!(info.in_place == false || px.len() as u64 <= layout.capacity());
+                        prop_assert!(!info.in_place || px.len() as u64 <= layout.capacity());
                         // Touch every byte: an out-of-bounds slice would fault here.
                         let _sum: u64 = px.iter().map(|&b| u64::from(b)).sum();
                     }

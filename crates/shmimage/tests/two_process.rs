@@ -1,6 +1,8 @@
 //! Two real processes per test: this test binary re-executes itself as the
 //! peer (the ignored `child_role` test, selected by SHMIMAGE_TEST_ROLE).
 
+#![allow(clippy::unwrap_used)] // test harness: peers and fixtures that fail should fail the test
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
