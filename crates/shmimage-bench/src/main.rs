@@ -92,7 +92,9 @@ fn main() {
 fn run_peer(v: &[String]) {
     let arg = |i: usize| v.get(i).map(String::as_str).unwrap_or_default();
     match arg(0) {
-        "shm-read" => shm::peer_read(arg(1)),
+        "shm-read" => shm::peer_read(arg(1), true),
+        "shm-read-nt" => shm::peer_read(arg(1), false),
+        "reader" => reader_peer(arg(1).parse().expect("frame bytes")),
         "shm-wait" => shm::peer_latency(arg(1), false, true),
         "shm-wait-nt" => shm::peer_latency(arg(1), false, false),
         "shm-poll" => shm::peer_latency(arg(1), true, true),
@@ -132,10 +134,16 @@ fn run(a: &Args) {
     for &size in &a.sizes {
         progress("memcpy", Some(size));
         tput.push(memcpy(size, secs));
+        progress("memcpy while another process reads", Some(size));
+        tput.push(memcpy_loaded(size, secs));
         progress("read (digest)", Some(size));
         tput.push(read_only(size, secs));
         progress("shmimage put_frame", Some(size));
         tput.push(shm::throughput(size, secs, shm::Mode::Put));
+        progress("shmimage put+lock+read, one thread", Some(size));
+        tput.push(shm::one_thread(size, secs));
+        progress("shmimage put_frame, client NOTHREADS", Some(size));
+        tput.push(shm::throughput(size, secs, shm::Mode::PutNoMonitor));
         progress("shmimage loan+commit", Some(size));
         tput.push(shm::throughput(size, secs, shm::Mode::Loan));
         if !a.skips("banded") && size.bytes() as u64 * 2 + 48 > shmimage::layout::ENSIGHT_FILE_SIZE {
@@ -227,6 +235,50 @@ fn memcpy(size: Size, secs: f64) -> Tput {
         consumer_ns: None,
         note: "one copy, warm buffers, one process".into(),
     }
+}
+
+/// memcpy while a second process reads a frame-sized buffer of its own in a
+/// loop: the memory system as put_frame meets it, with the consumer reading
+/// on the other core. The copy limit for a pipeline rather than for a copy
+/// alone.
+fn memcpy_loaded(size: Size, secs: f64) -> Tput {
+    use std::io::Write;
+    let mut child = peer(&["reader".into(), size.bytes().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn reader peer");
+    // Let the reader fault its buffer in and start looping.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut t = memcpy(size, secs);
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"x");
+    }
+    let rep = collect(child, "reader");
+    t.transport = "memcpy while another process reads".into();
+    t.note = format!("reader peer: {:.0} reads/s meanwhile", rep.get("reads_per_s").unwrap_or(0.0));
+    t
+}
+
+/// Peer of memcpy_loaded: read a buffer in a loop until stdin says stop.
+fn reader_peer(bytes: usize) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        let _ = std::io::stdin().read(&mut b);
+        s2.store(true, Ordering::Relaxed);
+    });
+    let buf = pattern(bytes);
+    let (t0, mut n, mut acc) = (Instant::now(), 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        acc ^= digest(black_box(&buf));
+        n += 1;
+    }
+    black_box(acc);
+    print_result(&[("reads_per_s", format!("{:.0}", n as f64 / t0.elapsed().as_secs_f64()))]);
 }
 
 /// What the consumer's read of a frame costs without any transport.

@@ -18,6 +18,8 @@ pub enum Mode {
     Loan,
     /// put_frame through a 25 MiB file, so a 4K frame travels in two bands.
     Banded,
+    /// put_frame to a client without the monitor thread (NOTHREADS).
+    PutNoMonitor,
 }
 
 impl Mode {
@@ -26,6 +28,7 @@ impl Mode {
             Mode::Put => "shmimage put_frame",
             Mode::Loan => "shmimage loan+commit",
             Mode::Banded => "shmimage banded (25 MiB file)",
+            Mode::PutNoMonitor => "shmimage put_frame, client NOTHREADS",
         }
     }
 }
@@ -56,7 +59,8 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
     .expect("create stream file");
     let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
     let path = file.path().to_string_lossy().into_owned();
-    let child = peer(&["shm-read".into(), path]).spawn().expect("spawn client peer");
+    let role = if mode == Mode::PutNoMonitor { "shm-read-nt" } else { "shm-read" };
+    let child = peer(&[role.into(), path]).spawn().expect("spawn client peer");
     server.wait_for_client(Duration::from_secs(20)).expect("client connects");
 
     let frame = pattern(size.bytes());
@@ -66,7 +70,7 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
     while Instant::now() < end {
         let t = Instant::now();
         let r = match mode {
-            Mode::Put | Mode::Banded => server.put_frame(number, size.w, size.h, &frame),
+            Mode::Put | Mode::Banded | Mode::PutNoMonitor => server.put_frame(number, size.w, size.h, &frame),
             Mode::Loan => server.loan(size.w, size.h).and_then(|mut loan| {
                 // Render stand-in: a stamp, so the cost measured is the
                 // protocol's, not a renderer's.
@@ -106,8 +110,9 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
 }
 
 /// Peer: lock every frame, read every byte, unlock; report the rate.
-pub fn peer_read(path: &str) {
-    let mut client = Client::connect(path, ClientOptions::default()).expect("client connect");
+pub fn peer_read(path: &str, monitor_thread: bool) {
+    let options = ClientOptions { monitor_thread, ..ClientOptions::default() };
+    let mut client = Client::connect(path, options).expect("client connect");
     let (mut first, mut last, mut n, mut acc) = (None, None, 0u64, 0u64);
     let mut times = Vec::with_capacity(1 << 16);
     loop {
@@ -234,4 +239,40 @@ pub fn peer_latency(path: &str, poll: bool, monitor_thread: bool) {
     }
     print_latencies(&lat);
     print_result(&[("samples", lat.len().to_string())]);
+}
+
+/// put_frame, lock, read, unlock in one thread of one process: the engine's
+/// own overhead on top of the copy, without a second core. Set beside the
+/// two-process rows it separates what the engine costs from what moving
+/// cache lines between cores costs.
+pub fn one_thread(size: Size, secs: f64) -> Tput {
+    let file = StreamFile::for_frame(size.w, size.h).expect("create stream file");
+    let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
+    let options = ClientOptions { monitor_thread: false, ..ClientOptions::default() };
+    let mut client = Client::connect(file.path(), options).expect("client connect");
+    let frame = pattern(size.bytes());
+    let (mut put, mut read) = (Vec::with_capacity(1 << 16), Vec::with_capacity(1 << 16));
+    let (t0, mut n, mut acc) = (Instant::now(), 0u32, 0u64);
+    let end = t0 + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        let t = Instant::now();
+        server.put_frame(n, size.w, size.h, &frame).expect("put_frame");
+        let t1 = Instant::now();
+        let f = client.lock().expect("lock");
+        acc ^= digest(f.pixels());
+        drop(f);
+        put.push((t1 - t).as_nanos() as u64);
+        read.push(t1.elapsed().as_nanos() as u64);
+        n = n.wrapping_add(1);
+    }
+    black_box(acc);
+    Tput {
+        transport: "shmimage put+lock+read, one thread".into(),
+        size,
+        frames: u64::from(n),
+        secs: t0.elapsed().as_secs_f64(),
+        producer_ns: Some(median_ns(&mut put)),
+        consumer_ns: Some(median_ns(&mut read)),
+        note: "no second process: engine overhead without cross-core traffic".into(),
+    }
 }
