@@ -42,6 +42,11 @@ pub struct DemoArgs {
     /// file makes large frames travel in bands, e.g. 26214400 (EnSight's 25 MiB).
     #[arg(long)]
     file_len: Option<u64>,
+    /// Also show the stream in an X11 window (`shmimage view`); needs $DISPLAY.
+    /// The viewer reads a second stream the server feeds as well, because a
+    /// stream has one client and that one is verifying every frame.
+    #[arg(long)]
+    view: bool,
 }
 
 /// Options of the demo's two internal processes.
@@ -57,6 +62,9 @@ pub struct RoleArgs {
     seconds: f64,
     #[arg(long)]
     copy: bool,
+    /// A second stream the server also feeds (for the viewer), without waiting.
+    #[arg(long)]
+    view_file: Option<PathBuf>,
 }
 
 /// Parse `WIDTHxHEIGHT`.
@@ -84,6 +92,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
         Some(len) => StreamFile::with_len(len)?,
         None => StreamFile::for_frame(w, h)?,
     };
+    let view_file = if a.view {
+        if std::env::var_os("DISPLAY").is_none() {
+            return Err("--view needs an X display, and $DISPLAY is not set (run without --view, or under xvfb-run)".into());
+        }
+        Some(StreamFile::for_frame(w, h)?)
+    } else {
+        None
+    };
     let exe = std::env::current_exe()?;
     let common = |role: &str| {
         let mut c = Command::new(&exe);
@@ -93,6 +109,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .args(["--size", &format!("{w}x{h}"), "--fps", &a.fps.to_string(), "--seconds", &a.seconds.to_string()]);
         if a.copy {
             c.arg("--copy");
+        }
+        if let Some(v) = &view_file {
+            c.arg("--view-file").arg(v.path());
         }
         c
     };
@@ -104,6 +123,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
         file.path().display(),
         std::fs::metadata(file.path())?.len()
     );
+    let mut viewer = match &view_file {
+        Some(v) => Some(
+            Command::new(&exe)
+                .arg("view")
+                .arg(v.path())
+                .args(["--seconds", &(a.seconds + 2.0).to_string()])
+                .spawn()?,
+        ),
+        None => None,
+    };
     let mut server = common("demo-server").stdout(Stdio::null()).spawn()?;
     let mut client = common("demo-client").stdout(Stdio::piped()).spawn()?;
     let out = client.stdout.take().ok_or("no client output")?;
@@ -124,6 +153,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     if tty {
         println!();
+    }
+    if let Some(v) = viewer.as_mut() {
+        // The viewer's own exit status is not the demo's verdict.
+        let _ = v.kill();
+        let _ = v.wait();
     }
     let client_ok = client.wait()?.success();
     let server_ok = server.wait()?.success();
@@ -235,6 +269,10 @@ fn stamp(frame: &mut [u8], n: u32, sum: u64) {
 pub fn server(a: RoleArgs) -> Result<()> {
     let (w, h) = a.size;
     let mut s = Server::create(&a.file, ServerOptions::default())?;
+    let mut view = match &a.view_file {
+        Some(p) => Some(Server::create(p, ServerOptions::default())?),
+        None => None,
+    };
     s.wait_for_client(Duration::from_secs(10))?;
     let pattern = Pattern::new(w);
     let len = w as usize * h as usize * 3;
@@ -260,6 +298,9 @@ pub fn server(a: RoleArgs) -> Result<()> {
             pattern.render(n, h, &mut scratch);
             let sum = checksum(&scratch, w);
             stamp(&mut scratch, n, sum);
+            if let Some(v) = view.as_mut() {
+                let _ = v.put_frame(n, w, h, &scratch);
+            }
             s.put_frame(n, w, h, &scratch)?;
         } else {
             let mut loan = s.loan(w, h)?;
@@ -267,6 +308,10 @@ pub fn server(a: RoleArgs) -> Result<()> {
             pattern.render(n, h, px);
             let sum = checksum(px, w);
             stamp(px, n, sum);
+            if let Some(v) = view.as_mut() {
+                // Best effort: a slow or absent viewer only misses frames.
+                let _ = v.put_frame(n, w, h, px);
+            }
             loan.commit(n)?;
         }
     }
