@@ -512,7 +512,7 @@ fn monitor(shared: &Shared) {
         let s = map.states();
         // After a truncation the states are zero pages, not the peer's: leave
         // them alone and let the next lock report the error.
-        if !map.truncated() && (s.contains(&CLIENT) || s == [INIT, INIT]) {
+        if !map.truncated() && (s.contains(&CLIENT) || s.contains(&INIT)) {
             shared.asm().drain(map);
         }
         futex::wait_either([map.state_word(0), map.state_word(1)], map.states(), futex::POLL_SLICE);
@@ -554,12 +554,20 @@ impl Assembler {
         // that flips states as fast as we read them.
         for _ in 0..8 {
             let s = map.states();
-            if s == [INIT, INIT] {
-                // A (re)started server reset the file: connect again.
-                if (0..2).all(|i| map.transition(i, INIT, Transition::Connect)) {
-                    self.stats.reconnects += 1;
+            if s.contains(&INIT) {
+                // A (re)started server reset the file: connect again. One INIT
+                // is enough: a client that connected between the server's two
+                // INIT stores took over the first buffer, and the second then
+                // became INIT; waiting for both would wait forever.
+                let mut connected = false;
+                for i in (0..2).filter(|&i| s[i] == INIT) {
+                    connected |= map.transition(i, INIT, Transition::Connect);
+                    futex::wake(map.state_word(i));
                 }
-                self.drop_partial();
+                if connected {
+                    self.stats.reconnects += 1;
+                    self.drop_partial();
+                }
                 continue;
             }
             let mut bands = [None, None];

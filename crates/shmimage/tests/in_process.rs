@@ -176,3 +176,25 @@ fn every_code_is_reached_on_purpose() {
     assert_eq!(c2, Code::Reconnecting);
     client.unlock().unwrap();
 }
+
+/// A client that connects between the server's two INIT stores takes over the
+/// first buffer; the second then turns INIT. The client must connect it too,
+/// or the server waits for a client forever.
+#[test]
+fn a_client_connecting_during_the_servers_reset_still_connects() {
+    use shmimage::layout::{field, Layout};
+    use std::os::unix::fs::FileExt;
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let layout = Layout::for_file_len(std::fs::metadata(f.path()).unwrap().len()).unwrap();
+    let poke = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
+    let set = |buf: usize, state: u32| poke.write_at(&state.to_le_bytes(), layout.header_offset(buf) + field::STATE).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    set(1, 0); // the moment after the server's first store: [INIT, [old SERVER]]
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    assert!(c.reconnected());
+    set(1, 4); // the server's second store
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable);
+    s.wait_for_client(Duration::from_secs(1)).expect("the client connected the second buffer");
+    s.put_frame(1, 8, 8, &pattern(8, 8, 1)).unwrap();
+    assert_eq!(c.lock().unwrap().number(), 1);
+}
