@@ -92,6 +92,12 @@ pub fn run(a: DemoArgs) -> Result<()> {
         Some(len) => StreamFile::with_len(len)?,
         None => StreamFile::for_frame(w, h)?,
     };
+    // A loan is one whole frame in one buffer; frames that travel in bands
+    // are copied in with put_frame.
+    let file_len = std::fs::metadata(file.path())?.len();
+    let banded = shmimage::layout::Layout::for_file_len(file_len)
+        .is_some_and(|l| shmimage::layout::frame_bytes(w, h).is_some_and(|b| b > l.capacity()));
+    let copy = a.copy || banded;
     let view_file = if a.view {
         if std::env::var_os("DISPLAY").is_none() {
             return Err("--view needs an X display, and $DISPLAY is not set (run without --view, or under xvfb-run)".into());
@@ -107,7 +113,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             .arg("--file")
             .arg(file.path())
             .args(["--size", &format!("{w}x{h}"), "--fps", &a.fps.to_string(), "--seconds", &a.seconds.to_string()]);
-        if a.copy {
+        if copy {
             c.arg("--copy");
         }
         if let Some(v) = &view_file {
@@ -115,13 +121,17 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
         c
     };
-    let mode = if a.copy { "put_frame (one copy)" } else { "loan (zero copy)" };
+    let mode = match (copy, banded) {
+        (_, true) => "put_frame in bands (frames exceed one buffer)",
+        (true, false) => "put_frame (one copy)",
+        (false, false) => "loan (zero copy)",
+    };
     println!(
         "shmimage demo: {w}x{h} RGB, {}, {mode}, {} s, stream file {} ({} bytes)",
         if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
         a.seconds,
         file.path().display(),
-        std::fs::metadata(file.path())?.len()
+        file_len
     );
     let mut viewer = match &view_file {
         Some(v) => Some(

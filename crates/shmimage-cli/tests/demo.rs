@@ -1,0 +1,43 @@
+//! `shmimage demo` as a user runs it: three real processes (this one, the
+//! server, the verifying client), checked through the summary it prints.
+
+use std::process::Command;
+
+fn demo(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmimage")).arg("demo").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn summary_field(out: &str, key: &str) -> f64 {
+    let line = out.lines().find(|l| l.starts_with("summary:")).unwrap_or_else(|| panic!("no summary in {out}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+#[test]
+fn the_demo_streams_verified_frames_with_a_loan_and_with_copies() {
+    for mode in [&["--size", "320x240", "--seconds", "1"][..], &["--size", "320x240", "--seconds", "1", "--copy"]] {
+        let out = demo(mode);
+        assert!(summary_field(&out, "frames") > 0.0, "{out}");
+        assert_eq!(summary_field(&out, "corrupt"), 0.0, "{out}");
+        // Not a terminal: plain status lines, one at a time.
+        assert!(out.lines().filter(|l| l.starts_with("frames=")).count() >= 1, "{out}");
+    }
+}
+
+#[test]
+fn the_demo_sends_4k_frames_in_bands_through_ensights_25_mib_file() {
+    let out = demo(&["--size", "3840x2160", "--seconds", "1", "--file-len", "26214400"]);
+    assert!(summary_field(&out, "frames") > 0.0, "{out}");
+    assert_eq!(summary_field(&out, "corrupt"), 0.0, "{out}");
+}
+
+#[test]
+fn bad_sizes_are_usage_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmimage")).args(["demo", "--size", "0x10"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("> 0"));
+}
