@@ -50,7 +50,7 @@ fn bars(area: &Area, title: &str, items: &[(String, f64, RGBColor)], unit: &str)
         .caption(title, ("sans-serif", 22))
         .margin(8)
         .x_label_area_size(28)
-        .y_label_area_size(250)
+        .y_label_area_size(290)
         .build_cartesian_2d(0f64..max, (0..n).into_segmented())?;
     chart
         .configure_mesh()
