@@ -11,6 +11,7 @@ mod common;
 mod gst;
 #[cfg(feature = "iceoryx2")]
 mod ice;
+mod pipeline;
 #[cfg(feature = "plot")]
 mod plot;
 mod report;
@@ -26,7 +27,7 @@ usage: shmimage-bench [--quick] [--seconds S] [--sizes 720p,1080p,4K] [--out DIR
   --seconds S    seconds per throughput measurement (default 3); latency tests run 2 S
   --sizes LIST   comma-separated: 720p, 1080p, 4K or WxH (default all three)
   --out DIR      where bench.md and bench.png go (default target/bench)
-  --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, plot
+  --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, pipeline, plot
 ";
 
 #[derive(Debug)]
@@ -138,6 +139,14 @@ fn run(a: &Args) {
         tput.push(memcpy_loaded(size, secs));
         progress("read (digest)", Some(size));
         tput.push(read_only(size, secs));
+        if !a.skips("pipeline") {
+            progress("pipeline copy", Some(size));
+            tput.push(pipeline::run(size, secs, false));
+            if pipeline::nt_available() {
+                progress("pipeline copy, streaming stores", Some(size));
+                tput.push(pipeline::run(size, secs, true));
+            }
+        }
         progress("shmimage put_frame", Some(size));
         tput.push(shm::throughput(size, secs, shm::Mode::Put));
         progress("shmimage put+lock+read, one thread", Some(size));

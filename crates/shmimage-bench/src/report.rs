@@ -10,6 +10,7 @@ pub const MEMCPY: &str = "memcpy (limit)";
 pub const PUT: &str = "shmimage put_frame";
 pub const MEMCPY_LOADED: &str = "memcpy while another process reads";
 pub const PUT_NT: &str = "shmimage put_frame, client NOTHREADS";
+pub const PIPE: &str = "pipeline copy (no shmimage)";
 pub const LOAN: &str = "shmimage loan+commit";
 pub const UNIX: &str = "Unix socket (stream)";
 
@@ -113,7 +114,11 @@ pub fn markdown(a: &Args, t: &[Tput], l: &[Latency], notes: &[String], took: Dur
             let loaded = find(t, MEMCPY_LOADED, *size)
                 .and_then(|x| x.producer_ns)
                 .map(|ml| format!("; vs memcpy while another process reads {:.2}x", pt / ml))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                + &find(t, PIPE, *size)
+                    .and_then(|x| x.producer_ns)
+                    .map(|pc| format!("; vs pipeline copy {:.2}x", pt / pc))
+                    .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "| put_frame <= 1.10x memcpy time ({client}) | {} | {:.0} us / {:.0} us = {:.2}x{loaded} | {} |",

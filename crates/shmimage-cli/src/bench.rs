@@ -15,7 +15,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const MANIFEST: &str = "crates/shmimage-bench/Cargo.toml";
 
-/// Arguments are passed to shmimage-bench unchanged (try `shmimage bench --help`).
+/// Arguments are passed to shmimage-bench unchanged (`shmimage bench -- --help` lists them).
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// e.g. --quick, --seconds 5, --sizes 1080p,4K, --out target/bench, --skip gst
