@@ -510,12 +510,25 @@ fn monitor(shared: &Shared) {
     let map = &shared.map;
     while !shared.stop.load(Ordering::Acquire) {
         let s = map.states();
+        let mut assembling = false;
         // After a truncation the states are zero pages, not the peer's: leave
         // them alone and let the next lock report the error.
         if !map.truncated() && (s.contains(&CLIENT) || s.contains(&INIT)) {
-            shared.asm().drain(map);
+            let mut asm = shared.asm();
+            asm.drain(map);
+            assembling = asm.building.is_some();
         }
-        futex::wait_either([map.state_word(0), map.state_word(1)], map.states(), futex::POLL_SLICE);
+        if assembling {
+            // A banded frame is in flight and the server waits for each
+            // buffer we free: follow every publish at once.
+            futex::wait_either([map.state_word(0), map.state_word(1)], map.states(), futex::POLL_SLICE);
+        } else {
+            // Whole frames are the application's to lock; what is left for us
+            // (a stale frame, a first band, a server restart) can wait a
+            // millisecond. Sleeping instead of waking on every publish keeps
+            // this thread off the cores the server and the reader are using.
+            std::thread::sleep(futex::POLL_SLICE);
+        }
     }
 }
 
