@@ -27,7 +27,7 @@ struct Ends {
     events: iceoryx2::service::port_factory::event::PortFactory<ipc::Service>,
 }
 
-fn open(frames: &str, wake: &str, max_len: usize) -> Result<Ends, Err> {
+fn open(frames: &str, wake: &str) -> Result<Ends, Err> {
     set_log_level(LogLevel::Error);
     let node = NodeBuilder::new().create::<ipc::Service>()?;
     let pubsub = node
@@ -41,7 +41,6 @@ fn open(frames: &str, wake: &str, max_len: usize) -> Result<Ends, Err> {
         .enable_safe_overflow(true)
         .open_or_create()?;
     let events = node.service_builder(&wake.try_into()?).event().open_or_create()?;
-    let _ = max_len;
     Ok(Ends { _node: node, pubsub, events })
 }
 
@@ -73,7 +72,7 @@ fn send_end(publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8],
 
 pub fn throughput(size: Size, secs: f64) -> Result<Tput, Err> {
     let (frames, wake) = names();
-    let ends = open(&frames, &wake, size.bytes())?;
+    let ends = open(&frames, &wake)?;
     let publisher = ends.pubsub.publisher_builder().initial_max_slice_len(size.bytes()).max_loaned_samples(1).create()?;
     let notifier = ends.events.notifier_builder().create()?;
     let child = start_peer("ice-read", &ends, &frames, &wake, size.bytes())?;
@@ -117,7 +116,7 @@ fn split(arg: &str) -> (&str, &str) {
 
 pub fn peer_read(arg: &str, bytes: usize) {
     let (frames, wake) = split(arg);
-    let ends = open(frames, wake, bytes).expect("open iceoryx2 services");
+    let ends = open(frames, wake).expect("open iceoryx2 services");
     let subscriber = ends.pubsub.subscriber_builder().create().expect("subscriber");
     let listener = ends.events.listener_builder().create().expect("listener");
     let (mut first, mut last, mut n, mut acc) = (None, None, 0u64, 0u64);
@@ -151,7 +150,7 @@ pub fn peer_read(arg: &str, bytes: usize) {
 /// stamp, notify; the subscriber wakes in the listener and receives.
 pub fn latency(secs: f64) -> Result<Latency, Err> {
     let (frames, wake) = names();
-    let ends = open(&frames, &wake, 64)?;
+    let ends = open(&frames, &wake)?;
     let publisher = ends.pubsub.publisher_builder().initial_max_slice_len(64).max_loaned_samples(1).create()?;
     let notifier = ends.events.notifier_builder().create()?;
     let child = start_peer("ice-wait", &ends, &frames, &wake, 64)?;
@@ -171,7 +170,7 @@ pub fn latency(secs: f64) -> Result<Latency, Err> {
 
 pub fn peer_latency(arg: &str) {
     let (frames, wake) = split(arg);
-    let ends = open(frames, wake, 64).expect("open iceoryx2 services");
+    let ends = open(frames, wake).expect("open iceoryx2 services");
     let subscriber = ends.pubsub.subscriber_builder().create().expect("subscriber");
     let listener = ends.events.listener_builder().create().expect("listener");
     let mut lat = Vec::with_capacity(1 << 16);

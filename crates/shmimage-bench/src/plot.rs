@@ -30,7 +30,7 @@ fn register_font() -> Result<(), Box<dyn Error>> {
 }
 
 fn color(transport: &str) -> RGBColor {
-    if transport.starts_with("memcpy") || transport.starts_with("read only") {
+    if transport.starts_with("memcpy") || transport.starts_with("read only") || transport.starts_with("pipeline") {
         RGBColor(140, 140, 140)
     } else if transport.starts_with("shmimage") {
         RGBColor(31, 119, 180)
