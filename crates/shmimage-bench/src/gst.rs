@@ -87,7 +87,11 @@ pub fn throughput(size: Size, secs: f64) -> Option<Tput> {
     let close = open + Duration::from_secs_f64(secs);
     let all: Vec<Instant> = rx.try_iter().collect();
     if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!("gst: {} stamps after the first; last at {:?} from the window start", all.len(), all.last().map(|l| l.saturating_duration_since(open)));
+        eprintln!(
+            "gst: {} stamps after the first; last at {:?} from the window start",
+            all.len(),
+            all.last().map(|l| l.saturating_duration_since(open))
+        );
     }
     let kept: Vec<Instant> = all.into_iter().filter(|x| *x >= open && *x <= close).collect();
     let (frames, secs) = rate_from(kept.first().copied(), kept.last().copied(), kept.len() as u64);

@@ -49,7 +49,9 @@ fn open(frames: &str, wake: &str) -> Result<Ends, Err> {
 fn start_peer(role: &str, ends: &Ends, frames: &str, wake: &str, bytes: usize) -> Result<std::process::Child, Err> {
     let child = peer(&[role.into(), format!("{frames}|{wake}"), bytes.to_string()]).spawn()?;
     let t0 = Instant::now();
-    while ends.pubsub.dynamic_config().number_of_subscribers() == 0 || ends.events.dynamic_config().number_of_listeners() == 0 {
+    while ends.pubsub.dynamic_config().number_of_subscribers() == 0
+        || ends.events.dynamic_config().number_of_listeners() == 0
+    {
         if t0.elapsed() > Duration::from_secs(20) {
             return Err("the iceoryx2 subscriber did not appear within 20 s".into());
         }
@@ -58,7 +60,10 @@ fn start_peer(role: &str, ends: &Ends, frames: &str, wake: &str, bytes: usize) -
     Ok(child)
 }
 
-fn send_end(publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>, notifier: &iceoryx2::port::notifier::Notifier<ipc::Service>) -> Result<(), Err> {
+fn send_end(
+    publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>,
+    notifier: &iceoryx2::port::notifier::Notifier<ipc::Service>,
+) -> Result<(), Err> {
     for _ in 0..10_000 {
         if let Ok(s) = publisher.loan_slice_uninit(1) {
             s.write_from_slice(&[0]).send()?;
@@ -73,7 +78,8 @@ fn send_end(publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8],
 pub fn throughput(size: Size, secs: f64) -> Result<Tput, Err> {
     let (frames, wake) = names();
     let ends = open(&frames, &wake)?;
-    let publisher = ends.pubsub.publisher_builder().initial_max_slice_len(size.bytes()).max_loaned_samples(1).create()?;
+    let publisher =
+        ends.pubsub.publisher_builder().initial_max_slice_len(size.bytes()).max_loaned_samples(1).create()?;
     let notifier = ends.events.notifier_builder().create()?;
     let child = start_peer("ice-read", &ends, &frames, &wake, size.bytes())?;
     let frame = pattern(size.bytes());

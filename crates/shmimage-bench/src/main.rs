@@ -52,13 +52,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--quick" => a.seconds = 0.3,
             "--seconds" => {
                 a.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?;
-                if !(a.seconds > 0.0) {
+                if a.seconds.is_nan() || a.seconds <= 0.0 {
                     return Err("--seconds must be > 0".into());
                 }
             }
             "--sizes" => {
                 let v = value("--sizes")?;
-                a.sizes = v.split(',').map(|s| size_by_name(s).ok_or(format!("unknown size {s:?}"))).collect::<Result<_, _>>()?;
+                a.sizes = v
+                    .split(',')
+                    .map(|s| size_by_name(s).ok_or(format!("unknown size {s:?}")))
+                    .collect::<Result<_, _>>()?;
             }
             "--out" => a.out = PathBuf::from(value("--out")?),
             "--skip" => a.skip = value("--skip")?.split(',').map(|s| s.trim().to_owned()).collect(),

@@ -107,7 +107,11 @@ pub fn run(size: Size, secs: f64, streaming: bool) -> Tput {
     barrier.wait();
     let _ = reader.join();
     Tput {
-        transport: if streaming { "pipeline copy, streaming stores".into() } else { "pipeline copy (no shmimage)".into() },
+        transport: if streaming {
+            "pipeline copy, streaming stores".into()
+        } else {
+            "pipeline copy (no shmimage)".into()
+        },
         size,
         frames: k as u64,
         secs: t0.elapsed().as_secs_f64(),

@@ -25,7 +25,8 @@ fn register_font() -> Result<(), Box<dyn Error>> {
         .ok_or("no TrueType font found (apt-get install fonts-dejavu-core)")?;
     // The registry keeps a 'static reference; one leaked font per run.
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "the font file is not usable")?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| "the font file is not usable")?;
     Ok(())
 }
 
@@ -96,7 +97,8 @@ fn log_bars(area: &Area, title: &str, items: &[(String, f64, RGBColor)]) -> Resu
         .label_style(("sans-serif", 14))
         .draw()?;
     chart.draw_series(items.iter().enumerate().map(|(i, (_, v, c))| {
-        let mut r = Rectangle::new([(1.0, SegmentValue::Exact(i)), (v.max(1.0), SegmentValue::Exact(i + 1))], c.filled());
+        let mut r =
+            Rectangle::new([(1.0, SegmentValue::Exact(i)), (v.max(1.0), SegmentValue::Exact(i + 1))], c.filled());
         r.set_margin(2, 2, 0, 0);
         r
     }))?;
@@ -125,7 +127,12 @@ pub fn draw(path: &Path, t: &[Tput], l: &[Latency]) -> Result<(), Box<dyn Error>
         let (panel, below) = rest.split_vertically(*h);
         let items: Vec<(String, f64, RGBColor)> =
             t.iter().filter(|x| x.size == *s).map(|x| (x.transport.clone(), x.fps(), color(&x.transport))).collect();
-        bars(&panel, &format!("{} RGB ({:.1} MB/frame): frames/s, two processes", s.name, s.bytes() as f64 / 1e6), &items, "frames/s")?;
+        bars(
+            &panel,
+            &format!("{} RGB ({:.1} MB/frame): frames/s, two processes", s.name, s.bytes() as f64 / 1e6),
+            &items,
+            "frames/s",
+        )?;
         rest = below;
     }
     if !l.is_empty() {

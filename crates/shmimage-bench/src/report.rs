@@ -26,11 +26,7 @@ fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!(
-        "nproc {cpus}, CPU {model}, Linux {}, load average at the end {}",
-        kernel.trim(),
-        load.join(" ")
-    )
+    format!("nproc {cpus}, CPU {model}, Linux {}, load average at the end {}", kernel.trim(), load.join(" "))
 }
 
 fn us(ns: Option<f64>) -> String {
@@ -164,7 +160,8 @@ pub fn markdown(a: &Args, t: &[Tput], l: &[Latency], notes: &[String], took: Dur
     }
     let p50 = |name: &str| l.iter().find(|x| x.method.starts_with(name)).map(|x| x.p(0.5));
     let pairs = [("1-byte ping-pong RTT/2", "Unix socket 1-byte"), ("one-way stamp", "Unix socket one-way")];
-    let clients = [("default client", "shmimage wait_frame (futex)"), ("client NOTHREADS", "shmimage wait_frame, no monitor")];
+    let clients =
+        [("default client", "shmimage wait_frame (futex)"), ("client NOTHREADS", "shmimage wait_frame, no monitor")];
     for ((what, unix), (client, name)) in pairs.iter().flat_map(|p| clients.iter().map(move |c| (*p, *c))) {
         if let (Some(w), Some(u)) = (p50(name), p50(unix)) {
             let _ = writeln!(
@@ -177,7 +174,9 @@ pub fn markdown(a: &Args, t: &[Tput], l: &[Latency], notes: &[String], took: Dur
             );
         }
     }
-    for (client, name) in [("default client", "shmimage wait_frame (futex)"), ("client NOTHREADS", "shmimage wait_frame, no monitor")] {
+    for (client, name) in
+        [("default client", "shmimage wait_frame (futex)"), ("client NOTHREADS", "shmimage wait_frame, no monitor")]
+    {
         if let (Some(w), Some(p)) = (p50(name), p50("shmimage polling")) {
             let _ = writeln!(
                 s,

@@ -180,7 +180,9 @@ pub fn latency(secs: f64, client: LatClient) -> Latency {
     send_end(&mut server, number);
     let rep = collect(child, role);
     let (method, note) = match client {
-        LatClient::Poll => ("shmimage polling client (lock, else sleep 1 ms)", "what clients of the original library do"),
+        LatClient::Poll => {
+            ("shmimage polling client (lock, else sleep 1 ms)", "what clients of the original library do")
+        }
         LatClient::Wait => ("shmimage wait_frame (futex)", "publish (commit) -> wait_frame returns the locked frame"),
         LatClient::WaitNoThreads => (
             "shmimage wait_frame, no monitor thread (futex)",
