@@ -17,6 +17,7 @@ use crate::layout::{field, Header, Layout};
 use crate::state::{BufferState, Transition};
 
 mod sigbus;
+mod stream_copy;
 
 /// An open, mapped stream file.
 #[derive(Debug)]
@@ -205,7 +206,7 @@ impl Mapping {
         let Some(base) = self.payload_ptr(index, end) else { return false };
         // SAFETY: [at, end) lies inside the payload (checked above); `src` is a
         // separate allocation of this process, so the ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(at as usize), src.len()) };
+        unsafe { stream_copy::copy(src.as_ptr(), base.add(at as usize), src.len()) };
         // A copy into a file truncated meanwhile completes on zero pages (see
         // sigbus.rs); the bytes never reached the file.
         !self.truncated()
