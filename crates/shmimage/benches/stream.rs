@@ -40,6 +40,19 @@ fn put_vs_memcpy(cr: &mut Criterion) {
         g.bench_function(BenchmarkId::new("memcpy_to_shm", name), |b| {
             b.iter(|| map[..len].copy_from_slice(black_box(&src)));
         });
+        // Two buffers written in turn, as a double-buffered stream does: the
+        // destination working set doubles, which the single-buffer rows hide.
+        let shm2 = StreamFile::with_len(2 * len as u64).unwrap();
+        let file2 = std::fs::OpenOptions::new().read(true).write(true).open(shm2.path()).unwrap();
+        // SAFETY: as above, private to this benchmark.
+        let mut map2 = unsafe { memmap2::MmapMut::map_mut(&file2).unwrap() };
+        let mut turn = 0usize;
+        g.bench_function(BenchmarkId::new("memcpy_to_shm_two_buffers", name), |b| {
+            b.iter(|| {
+                turn ^= 1;
+                map2[turn * len..(turn + 1) * len].copy_from_slice(black_box(&src));
+            });
+        });
         let (_f, mut s, mut c) = pair(w, h);
         g.bench_function(BenchmarkId::new("put_frame", name), |b| {
             b.iter_custom(|iters| {
