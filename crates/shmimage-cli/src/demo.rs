@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
+use crate::output::parse_wxh;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const MAGIC: &[u8; 4] = b"SHMI";
@@ -27,7 +29,7 @@ const STAMP_LEN: usize = 4 + 4 + 8 + 8;
 #[command(after_help = "Examples:\n  shmimage demo\n  shmimage demo --size 3840x2160 --seconds 10\n  shmimage demo --fps 60 --copy")]
 pub struct DemoArgs {
     /// Frame size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    #[arg(long, default_value = "1920x1080", value_parser = parse_wxh)]
     size: (u32, u32),
     /// Frames per second to aim for; 0 = as fast as possible.
     #[arg(long, default_value_t = 0.0)]
@@ -54,7 +56,7 @@ pub struct DemoArgs {
 pub struct RoleArgs {
     #[arg(long)]
     file: PathBuf,
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_wxh)]
     size: (u32, u32),
     #[arg(long)]
     fps: f64,
@@ -65,17 +67,6 @@ pub struct RoleArgs {
     /// A second stream the server also feeds (for the viewer), without waiting.
     #[arg(long)]
     view_file: Option<PathBuf>,
-}
-
-/// Parse `WIDTHxHEIGHT`.
-pub fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 1920x1080"))?;
-    let w: u32 = w.trim().parse().map_err(|_| format!("{s:?}: width is not a number"))?;
-    let h: u32 = h.trim().parse().map_err(|_| format!("{s:?}: height is not a number"))?;
-    if w == 0 || h == 0 {
-        return Err(format!("{s:?}: width and height must be > 0"));
-    }
-    Ok((w, h))
 }
 
 fn now_ns() -> u64 {
@@ -415,13 +406,6 @@ pub fn client(a: RoleArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_and_bad_ones_explain() {
-        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
-        assert!(parse_size("0x5").unwrap_err().contains("> 0"));
-        assert!(parse_size("abc").unwrap_err().contains("WIDTHxHEIGHT"));
-    }
 
     #[test]
     fn a_stamped_frame_verifies_and_a_changed_byte_does_not() {

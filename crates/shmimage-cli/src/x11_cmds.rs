@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::output::{install_stop_handler, stopped};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -123,30 +123,6 @@ fn secs(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
     s.map(|v| Duration::try_from_secs_f64(v).map_err(|e| format!("--{what} {v}: {e}").into())).transpose()
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// SIGINT and SIGTERM end the loops cleanly (segments detached, stream
-/// closed) instead of killing the process mid-request.
-fn install_stop_handler() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
-        // the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
 
 /// A line for the window title and the final report.
 struct Rate {
