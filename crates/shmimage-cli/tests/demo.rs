@@ -1,6 +1,8 @@
 //! `shmimage demo` as a user runs it: three real processes (this one, the
 //! server, the verifying client), checked through the summary it prints.
 
+#![allow(clippy::unwrap_used)] // test harness
+
 use std::process::Command;
 
 fn demo(args: &[&str]) -> String {
