@@ -213,6 +213,31 @@ impl Server {
         }
     }
 
+    /// Wait until the client has taken every frame published so far (no
+    /// buffer holds one it has not locked or copied): for a producer that
+    /// must not let its client skip frames, e.g. a recorder feeding a file.
+    /// `Ok(true)` when taken, `Ok(false)` on timeout, `Err(Unconnected)` when
+    /// the client disconnects or dies. A banded frame counts as taken once
+    /// its bands are copied into the client's memory.
+    pub fn wait_until_taken(&mut self, timeout: Duration) -> Result<bool> {
+        let deadline = deadline(timeout);
+        loop {
+            let s = self.map.states();
+            if s.contains(&INIT) {
+                return Err(unconnected());
+            }
+            if !s.contains(&(BufferState::Client as u32)) {
+                return Ok(true);
+            }
+            self.reclaim_if_client_gone()?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            self.sleep(s, deadline - now);
+        }
+    }
+
     fn sleep(&self, seen: [u32; 2], timeout: Duration) {
         futex::wait_either([self.map.state_word(0), self.map.state_word(1)], seen, timeout);
     }

@@ -198,3 +198,17 @@ fn a_client_connecting_during_the_servers_reset_still_connects() {
     s.put_frame(1, 8, 8, &pattern(8, 8, 1)).unwrap();
     assert_eq!(c.lock().unwrap().number(), 1);
 }
+
+#[test]
+fn a_server_can_wait_until_its_frame_is_taken() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &pattern(8, 8, 1)).unwrap();
+    assert!(!s.wait_until_taken(Duration::from_millis(5)).unwrap(), "not taken yet");
+    drop(c.lock().unwrap());
+    assert!(s.wait_until_taken(Duration::from_millis(5)).unwrap());
+    s.put_frame(2, 8, 8, &pattern(8, 8, 2)).unwrap();
+    drop(c);
+    assert_eq!(s.wait_until_taken(Duration::from_secs(1)).unwrap_err().code(), Code::Unconnected);
+}
