@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use shmimage::layout::file_len_for_frame;
-use shmimage::state::BufferState;
-use shmimage::{Error as StreamError, Inspector, Server, ServerOptions, StreamFile};
+use shmimage::{Error as StreamError, Server, ServerOptions, StreamFile};
 
 use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, parse_wxh, rate, sleep_unless_stopped};
 use crate::output::{stopped, Out, OutputArgs, Result};
@@ -291,7 +290,6 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let options = ServerOptions { flip_vertical: a.flip, ..ServerOptions::default() };
     let mut server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
-    let watch = Inspector::open(&a.file).map_err(|e| explain(e, &a.file))?;
     install_stop_handler();
 
     let name = a.file.display().to_string();
@@ -387,7 +385,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
                 last_sent = Instant::now();
                 first_sent.get_or_insert(last_sent);
                 if a.lossless {
-                    wait_until_taken(&watch, &mut server);
+                    wait_until_taken(&mut server);
                 }
             }
             Err(StreamError::NoBufferAvailable) => dropped += 1,
@@ -405,7 +403,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     // Give the client a moment to take the last frame before this process
     // (and its liveness lock) goes away; it can read it afterwards anyway.
     if outcome.is_ok() && !stopped() && sent > 0 {
-        wait_until_taken_for(&watch, &mut server, Duration::from_secs(2));
+        wait_until_taken_for(&mut server, Duration::from_secs(2));
     }
     status.finish();
     // The rate covers first to last frame sent, not time spent waiting.
@@ -429,27 +427,18 @@ pub fn run(a: ServeArgs) -> Result<()> {
     outcome
 }
 
-fn wait_until_taken(watch: &Inspector, server: &mut Server) {
-    wait_until_taken_for(watch, server, Duration::MAX);
+fn wait_until_taken(server: &mut Server) {
+    wait_until_taken_for(server, Duration::MAX);
 }
 
-/// Wait until no buffer holds a frame the client has not taken (CLIENT), the
-/// client leaves, or `limit` passes. The engine has no wait for this, so it
-/// polls the headers with pread every half millisecond.
-fn wait_until_taken_for(watch: &Inspector, server: &mut Server, limit: Duration) {
+/// Wait until the client has taken the frames sent so far, the client leaves,
+/// or `limit` passes; in slices, so Ctrl-C still ends the wait.
+fn wait_until_taken_for(server: &mut Server, limit: Duration) {
     let start = Instant::now();
-    let mut checks = 0u32;
     while !stopped() && start.elapsed() < limit {
-        let Ok(snap) = watch.read() else { return };
-        let states = snap.buffers.map(|b| b.state());
-        if !states.contains(&Some(BufferState::Client)) || states.contains(&Some(BufferState::Init)) {
-            return;
+        match server.wait_until_taken(Duration::from_millis(100).min(limit.saturating_sub(start.elapsed()))) {
+            Ok(false) => {}
+            Ok(true) | Err(_) => return,
         }
-        checks = checks.wrapping_add(1);
-        // A client that died never takes the frame; stop waiting for it.
-        if checks % 200 == 0 && server.client_liveness() == shmimage::Liveness::Gone {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(500));
     }
 }
