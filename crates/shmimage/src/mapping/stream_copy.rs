@@ -26,6 +26,10 @@ pub(crate) unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
     unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
 }
 
+/// [`copy`] with streaming stores, then a store fence.
+///
+/// # Safety
+/// As for [`copy`].
 #[cfg(target_arch = "x86_64")]
 unsafe fn streaming_x86_64(src: *const u8, dst: *mut u8, len: usize) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
