@@ -4,7 +4,8 @@
 #   crates/shmimage-capi/install.sh [PREFIX]        PREFIX defaults to /usr/local
 #
 # Builds the release library with cargo, then installs
-#   PREFIX/lib/libshared_memory_image_client.so     shared library
+#   PREFIX/lib/libshared_memory_image_client.so.1.0 shared library (SONAME .so.1),
+#       with the links .so.1 (for the loader) and .so (for the linker)
 #   PREFIX/lib/libshared_memory_image_client.a      static library
 #   PREFIX/include/shared_memory_image_client.h     header
 #   PREFIX/lib/pkgconfig/shared_memory_image_client.pc
@@ -58,7 +59,11 @@ api=$(sed -n 's/^#define IMAGESTREAM_API_VERSION "\(.*\)"$/\1/p' "$here/include/
 libs_private="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
 install -d "$destdir$libdir" "$destdir$libdir/pkgconfig" "$destdir$includedir"
-install -m 0755 "$built/libshared_memory_image_client.so" "$destdir$libdir/"
+# The file is named for the ABI version; the loader finds it by its SONAME
+# (.so.1), the linker by the plain name.
+install -m 0755 "$built/libshared_memory_image_client.so" "$destdir$libdir/libshared_memory_image_client.so.1.0"
+ln -sf libshared_memory_image_client.so.1.0 "$destdir$libdir/libshared_memory_image_client.so.1"
+ln -sf libshared_memory_image_client.so.1 "$destdir$libdir/libshared_memory_image_client.so"
 install -m 0644 "$built/libshared_memory_image_client.a" "$destdir$libdir/"
 install -m 0644 "$here/include/shared_memory_image_client.h" "$destdir$includedir/"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@LIBDIR@|$libdir|" -e "s|@INCLUDEDIR@|$includedir|" \

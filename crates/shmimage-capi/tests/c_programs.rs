@@ -15,6 +15,7 @@ use shmimage::{Code, Server, ServerOptions, StreamFile};
 
 const SO: &str = "libshared_memory_image_client.so";
 const A: &str = "libshared_memory_image_client.a";
+const SONAME: &str = "libshared_memory_image_client.so.1";
 /// What rustc prints as native-static-libs for the staticlib on Linux (glibc),
 /// the same list install.sh writes into the .pc file.
 const NATIVE_STATIC_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
@@ -38,7 +39,7 @@ fn lib_dir() -> &'static Path {
         let deps = exe.parent().unwrap().to_path_buf();
         let candidates: Vec<PathBuf> =
             std::iter::once(deps.clone()).chain(deps.parent().map(Path::to_path_buf)).collect();
-        let find = || candidates.iter().find(|d| d.join(SO).is_file() && d.join(A).is_file()).cloned();
+        let find = || candidates.iter().find(|d| d.join(SO).is_file() && d.join(A).is_file()).cloned().map(with_soname_link);
         if let Some(d) = find() {
             return d;
         }
@@ -52,6 +53,17 @@ fn lib_dir() -> &'static Path {
         assert!(status.success(), "cargo build -p shmimage-capi failed");
         find().unwrap_or_else(|| panic!("no {SO} and {A} in {candidates:?}"))
     })
+}
+
+/// Programs linked against the library ask the loader for its SONAME,
+/// `.so.1`; in the build tree, as in an install, that name links to the file.
+fn with_soname_link(dir: PathBuf) -> PathBuf {
+    let link = dir.join(SONAME);
+    if std::fs::symlink_metadata(&link).is_err() {
+        // Another test process may create it at the same moment: fine.
+        let _ = std::os::unix::fs::symlink(SO, &link);
+    }
+    dir
 }
 
 /// Scratch space for compiled programs, inside the target directory.
@@ -404,6 +416,17 @@ fn a_cxx_translation_unit_includes_the_header_and_links() {
     let dir = logs();
     let out = spawn(dir.path(), "cxx", None, &prog, &[]).finish();
     assert_eq!(out.trim_end(), Code::Locked.description());
+}
+
+#[test]
+fn the_shared_library_carries_its_abi_soname() {
+    let Ok(o) = Command::new("readelf").arg("-d").arg(lib_dir().join(SO)).output() else {
+        assert!(std::env::var_os("CI").is_none(), "readelf is required in CI (apt-get install binutils)");
+        notice("readelf is not installed: the SONAME was not checked");
+        return;
+    };
+    let dynamic = String::from_utf8_lossy(&o.stdout);
+    assert!(dynamic.lines().any(|l| l.contains("(SONAME)") && l.contains(&format!("[{SONAME}]"))), "{dynamic}");
 }
 
 #[test]
