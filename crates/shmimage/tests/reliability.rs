@@ -194,28 +194,33 @@ fn child_role() {
             let (w, h) = (arg_u32(&args, 1), arg_u32(&args, 2));
             let mut s = Server::create(path, ServerOptions::default()).expect("create");
             say("READY");
-            s.wait_for_client(LONG).expect("a client");
             let mut px = Vec::new();
             let mut n = 0u32;
-            let e = loop {
-                n += 1;
-                stamped_frame(w, h, n, &mut px);
-                let r = if n % 2 == 0 {
-                    s.loan(w, h).and_then(|mut loan| {
-                        loan.as_mut_slice().copy_from_slice(&px);
-                        loan.commit(n)
-                    })
-                } else {
-                    s.put_frame(n, w, h, &px)
-                };
-                match r {
-                    Ok(()) => {}
-                    Err(e) if e.code() == Code::NoBufferAvailable => {
-                        if let Err(e) = s.wait_for_buffer(LONG) {
-                            break e;
+            // The cut can come before the client is seen: that error is the
+            // one to report, like any later one.
+            let e = if let Err(e) = s.wait_for_client(LONG) {
+                e
+            } else {
+                loop {
+                    n += 1;
+                    stamped_frame(w, h, n, &mut px);
+                    let r = if n % 2 == 0 {
+                        s.loan(w, h).and_then(|mut loan| {
+                            loan.as_mut_slice().copy_from_slice(&px);
+                            loan.commit(n)
+                        })
+                    } else {
+                        s.put_frame(n, w, h, &px)
+                    };
+                    match r {
+                        Ok(()) => {}
+                        Err(e) if e.code() == Code::NoBufferAvailable => {
+                            if let Err(e) = s.wait_for_buffer(LONG) {
+                                break e;
+                            }
                         }
+                        Err(e) => break e,
                     }
-                    Err(e) => break e,
                 }
             };
             say(&format!("ERR {} {e}", e.code() as i32));
@@ -228,7 +233,14 @@ fn child_role() {
             let f = std::fs::OpenOptions::new().read(true).write(true).open(other).expect("open");
             // SAFETY: test-only raw mapping of a file this process owns.
             let p = unsafe {
-                libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ, libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(&f), 0)
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    8192,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    std::os::fd::AsRawFd::as_raw_fd(&f),
+                    0,
+                )
             };
             assert_ne!(p, libc::MAP_FAILED);
             f.set_len(0).expect("truncate");
@@ -244,14 +256,7 @@ fn child_role() {
 fn summary(name: &str, v: &mut [Duration]) -> String {
     v.sort();
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    format!(
-        "{name}: n={} min={:?} median={:?} p90={:?} max={:?}",
-        v.len(),
-        q(0.0),
-        q(0.5),
-        q(0.9),
-        q(1.0)
-    )
+    format!("{name}: n={} min={:?} median={:?} p90={:?} max={:?}", v.len(), q(0.0), q(0.5), q(0.9), q(1.0))
 }
 
 /// A client killed with SIGKILL at a random moment (almost always holding a
@@ -414,7 +419,10 @@ fn no_torn_frames(w: u32, h: u32, file_len: u64, frames: u32, opts: ClientOption
     let stats = peer.expect("STATS");
     drop(c);
     let _ = peer.child.wait();
-    eprintln!("{w}x{h} in a {file_len}-byte file: {frames} frames sent, {seen} locked and checked, {:?}; {stats}", t.elapsed());
+    eprintln!(
+        "{w}x{h} in a {file_len}-byte file: {frames} frames sent, {seen} locked and checked, {:?}; {stats}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -470,7 +478,10 @@ fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() 
         assert!(e.to_string().contains("truncated"), "rep {rep}: {e}");
         assert!(c.file_truncated());
         let err = peer.expect("ERR");
-        assert!(err.starts_with(&(Code::UnableToMapFile as i32).to_string()) && err.contains("truncated"), "rep {rep}: server said {err}");
+        assert!(
+            err.starts_with(&(Code::UnableToMapFile as i32).to_string()) && err.contains("truncated"),
+            "rep {rep}: server said {err}"
+        );
         let st = peer.child.wait().expect("server exit");
         assert!(st.success(), "rep {rep}: server ended with {st}");
         drop(c);
