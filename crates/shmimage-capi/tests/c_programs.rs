@@ -39,7 +39,8 @@ fn lib_dir() -> &'static Path {
         let deps = exe.parent().unwrap().to_path_buf();
         let candidates: Vec<PathBuf> =
             std::iter::once(deps.clone()).chain(deps.parent().map(Path::to_path_buf)).collect();
-        let find = || candidates.iter().find(|d| d.join(SO).is_file() && d.join(A).is_file()).cloned().map(with_soname_link);
+        let find =
+            || candidates.iter().find(|d| d.join(SO).is_file() && d.join(A).is_file()).cloned().map(with_soname_link);
         if let Some(d) = find() {
             return d;
         }

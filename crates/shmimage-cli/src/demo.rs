@@ -26,7 +26,9 @@ const STAMP_LEN: usize = 4 + 4 + 8 + 8;
 
 /// Options of `shmimage demo`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  shmimage demo\n  shmimage demo --size 3840x2160 --seconds 10\n  shmimage demo --fps 60 --copy")]
+#[command(
+    after_help = "Examples:\n  shmimage demo\n  shmimage demo --size 3840x2160 --seconds 10\n  shmimage demo --fps 60 --copy"
+)]
 pub struct DemoArgs {
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1920x1080", value_parser = parse_wxh)]
@@ -91,7 +93,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let copy = a.copy || banded;
     let view_file = if a.view {
         if std::env::var_os("DISPLAY").is_none() {
-            return Err("--view needs an X display, and $DISPLAY is not set (run without --view, or under xvfb-run)".into());
+            return Err(
+                "--view needs an X display, and $DISPLAY is not set (run without --view, or under xvfb-run)".into()
+            );
         }
         Some(StreamFile::for_frame(w, h)?)
     } else {
@@ -100,10 +104,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
     let common = |role: &str| {
         let mut c = Command::new(&exe);
-        c.arg(role)
-            .arg("--file")
-            .arg(file.path())
-            .args(["--size", &format!("{w}x{h}"), "--fps", &a.fps.to_string(), "--seconds", &a.seconds.to_string()]);
+        c.arg(role).arg("--file").arg(file.path()).args([
+            "--size",
+            &format!("{w}x{h}"),
+            "--fps",
+            &a.fps.to_string(),
+            "--seconds",
+            &a.seconds.to_string(),
+        ]);
         if copy {
             c.arg("--copy");
         }
@@ -126,11 +134,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     );
     let mut viewer = match &view_file {
         Some(v) => Some(
-            Command::new(&exe)
-                .arg("view")
-                .arg(v.path())
-                .args(["--seconds", &(a.seconds + 2.0).to_string()])
-                .spawn()?,
+            Command::new(&exe).arg("view").arg(v.path()).args(["--seconds", &(a.seconds + 2.0).to_string()]).spawn()?,
         ),
         None => None,
     };
@@ -178,7 +182,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
 }
 
 fn ok(b: bool) -> &'static str {
-    if b { "ok" } else { "failed" }
+    if b {
+        "ok"
+    } else {
+        "failed"
+    }
 }
 
 fn field(line: &str, key: &str) -> Option<u64> {

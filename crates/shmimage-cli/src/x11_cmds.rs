@@ -1,9 +1,9 @@
 //! `shmimage view`, `shmimage capture` and `shmimage x11-info`: thin shells
 //! over shmimage-x11 that parse arguments, run the loops and report.
 
+use crate::output::{install_stop_handler, stopped};
 use std::error::Error as StdError;
 use std::path::PathBuf;
-use crate::output::{install_stop_handler, stopped};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -122,7 +122,6 @@ fn parse_xid(s: &str) -> std::result::Result<u32, String> {
 fn secs(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
     s.map(|v| Duration::try_from_secs_f64(v).map_err(|e| format!("--{what} {v}: {e}").into())).transpose()
 }
-
 
 /// A line for the window title and the final report.
 struct Rate {

@@ -82,9 +82,8 @@ fn stream_create(py: Python<'_>, filename: std::path::PathBuf, options: i64) -> 
     if last_free(&*table()).is_none() {
         return Err(too_many());
     }
-    let opts = u32::try_from(options).map_err(|_| {
-        errors::runtime(&Error::BadArgs(format!("options {options} is not a valid option bit set")))
-    })?;
+    let opts = u32::try_from(options)
+        .map_err(|_| errors::runtime(&Error::BadArgs(format!("options {options} is not a valid option bit set"))))?;
     let (stream, _code) = py.detach(|| Stream::create(&filename, opts)).map_err(|e| errors::runtime(&e))?;
     // RECONNECTING means the file already carried a stream and the new one
     // works (protocol.md); the original returned the bare code 3 here as if it
@@ -186,8 +185,8 @@ fn stream_putframe(
         (Ok(w), Ok(h), Some(n)) => (w, h, n),
         _ => return Err(PyRuntimeError::new_err("Invalid frame size")),
     };
-    let bytes = buffer::Bytes::get(pixeldata)
-        .map_err(|_| PyRuntimeError::new_err("Pixeldata must be a bytes-like object"))?;
+    let bytes =
+        buffer::Bytes::get(pixeldata).map_err(|_| PyRuntimeError::new_err("Pixeldata must be a bytes-like object"))?;
     if (bytes.len() as u64) < needed as u64 {
         return Err(PyRuntimeError::new_err(format!(
             "Pixeldata too small: {} bytes for a {width}x{height} frame that needs {needed}",

@@ -52,14 +52,17 @@ fn typed(py: Python<'_>, class: &str, msg: String) -> PyErr {
 }
 
 fn duration(py: Python<'_>, seconds: f64, what: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| typed(py, "BadArgsError", format!("{what} must be a finite number of seconds >= 0, not {seconds}")))
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        typed(py, "BadArgsError", format!("{what} must be a finite number of seconds >= 0, not {seconds}"))
+    })
 }
 
 fn dims(py: Python<'_>, width: i64, height: i64) -> PyResult<(u32, u32)> {
     match (u32::try_from(width), u32::try_from(height)) {
         (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
-        _ => Err(typed(py, "BadArgsError", format!("frame size {width}x{height}: width and height must be in 1..2**32"))),
+        _ => {
+            Err(typed(py, "BadArgsError", format!("frame size {width}x{height}: width and height must be in 1..2**32")))
+        }
     }
 }
 
@@ -123,7 +126,8 @@ fn make_array<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
     let np = numpy(py)?;
-    let view = Bound::new(py, PixelView { addr, width, height, writable, _lent: lent, _owner: owner.clone().unbind() })?;
+    let view =
+        Bound::new(py, PixelView { addr, width, height, writable, _lent: lent, _owner: owner.clone().unbind() })?;
     np.getattr("asarray")?.call1((view,))
 }
 
@@ -325,7 +329,11 @@ struct Server {
 
 impl Server {
     /// Run `f` on the open cell with the GIL released.
-    fn with_cell<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut ServerCell) -> Result<T, Error> + Send) -> PyResult<T> {
+    fn with_cell<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ServerCell) -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
         let r = py.detach(|| match lock(&self.cell).as_mut() {
             Some(cell) => Ok(f(cell)),
             None => Err(()),
@@ -339,11 +347,9 @@ impl Server {
 
     fn error(&self, py: Python<'_>, e: &Error) -> PyErr {
         match e {
-            Error::Locked => typed(
-                py,
-                "LockedError",
-                "a loan is open on this server: commit or abandon it first".to_owned(),
-            ),
+            Error::Locked => {
+                typed(py, "LockedError", "a loan is open on this server: commit or abandon it first".to_owned())
+            }
             _ => py_err(py, e, Side::Other),
         }
     }
@@ -559,7 +565,13 @@ impl Server {
         slf
     }
 
-    fn __exit__(&self, py: Python<'_>, t: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        t: &Bound<'_, PyAny>,
+        _v: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         match self.close(py) {
             Err(e) if !t.is_none() => {
                 // Do not mask the exception in flight; the server closes when
@@ -653,7 +665,13 @@ impl Loan {
         slf
     }
 
-    fn __exit__(&self, py: Python<'_>, t: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        t: &Bound<'_, PyAny>,
+        _v: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         if !self.is_open() {
             return Ok(false);
         }
@@ -998,7 +1016,13 @@ impl Frame {
         slf
     }
 
-    fn __exit__(&self, py: Python<'_>, t: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        t: &Bound<'_, PyAny>,
+        _v: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         match self.release(py) {
             // Do not mask the exception in flight: the frame is released when
             // it and its views are garbage.

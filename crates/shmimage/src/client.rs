@@ -635,7 +635,9 @@ impl Assembler {
         let mut starting = (0..2).filter(starts);
         let first = starting.next()?;
         match starting.next() {
-            Some(second) if bands[first].zip(bands[second]).is_some_and(|(a, b)| is_newer(a.frame_number, b.frame_number)) => {
+            Some(second)
+                if bands[first].zip(bands[second]).is_some_and(|(a, b)| is_newer(a.frame_number, b.frame_number)) =>
+            {
                 Some(second)
             }
             _ => Some(first),
@@ -668,7 +670,8 @@ impl Assembler {
                 }
                 data.resize(len, 0);
             }
-            self.building = Some(Assembly { number: b.frame_number, width: b.width, height: b.height, next_row: 0, data });
+            self.building =
+                Some(Assembly { number: b.frame_number, width: b.width, height: b.height, next_row: 0, data });
         }
         let Some(a) = self.building.as_mut() else {
             release(map, index, CLIENT);

@@ -228,11 +228,9 @@ impl fmt::Display for Error {
             }
             Error::BadArgs(why) => write!(f, "bad argument: {why}"),
             Error::NotLocked => f.write_str("unlock called without a locked frame"),
-            Error::BadFileSize { path, len: None } => write!(
-                f,
-                "stream file {} does not exist; create it first (e.g. `shmimage create`)",
-                path.display()
-            ),
+            Error::BadFileSize { path, len: None } => {
+                write!(f, "stream file {} does not exist; create it first (e.g. `shmimage create`)", path.display())
+            }
             Error::BadFileSize { path, len: Some(len) } => write!(
                 f,
                 "stream file {} is {len} bytes; a stream needs at least {} bytes",

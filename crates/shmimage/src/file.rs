@@ -64,7 +64,10 @@ fn private_dir() -> Result<tempfile::TempDir> {
     };
     let shm = Path::new("/dev/shm");
     let r = if shm.is_dir() { make(shm).or_else(|_| make(&std::env::temp_dir())) } else { make(&std::env::temp_dir()) };
-    r.map_err(|e| Error::UnableToOpenFile { path: std::env::temp_dir(), reason: format!("cannot create a private directory: {e}") })
+    r.map_err(|e| Error::UnableToOpenFile {
+        path: std::env::temp_dir(),
+        reason: format!("cannot create a private directory: {e}"),
+    })
 }
 
 fn create_file(path: &Path, len: u64) -> Result<()> {

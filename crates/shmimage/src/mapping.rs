@@ -54,16 +54,16 @@ impl Mapping {
             return Err(open_err("it is not a regular file".into()));
         }
         let len = meta.len();
-        let layout = Layout::for_file_len(len)
-            .ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;
+        let layout =
+            Layout::for_file_len(len).ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;
         let map_len = usize::try_from(len).map_err(|_| Error::UnableToMapFile {
             path: path.to_owned(),
             reason: format!("{len} bytes do not fit in this process's address space"),
         })?;
-        let map = MmapOptions::new().len(map_len).map_raw(&file).map_err(|e| Error::UnableToMapFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let map = MmapOptions::new()
+            .len(map_len)
+            .map_raw(&file)
+            .map_err(|e| Error::UnableToMapFile { path: path.to_owned(), reason: e.to_string() })?;
         let guard = sigbus::guard(map.as_ptr(), map_len);
         Ok(Mapping { guard, map, file, path: path.to_owned(), layout, identity: (meta.dev(), meta.ino()) })
     }

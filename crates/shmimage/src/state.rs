@@ -215,10 +215,7 @@ mod tests {
     fn no_one_takes_a_buffer_the_server_is_writing() {
         for t in ALL_T {
             if t.allowed_from(Some(BufferState::ServerLocked)) {
-                assert!(
-                    matches!(t, Transition::ServerReset | Transition::Publish | Transition::Abandon),
-                    "{t:?}"
-                );
+                assert!(matches!(t, Transition::ServerReset | Transition::Publish | Transition::Abandon), "{t:?}");
             }
         }
         assert!(Transition::TakeOver.allowed_from(None));

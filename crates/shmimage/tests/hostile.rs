@@ -13,18 +13,39 @@ use shmimage::{Client, ClientOptions, Server, ServerOptions, StreamFile};
 #[derive(Debug, Clone)]
 enum Op {
     /// Write `value` at a header field of buffer `buf`.
-    Poke { buf: usize, field: u64, value: u32 },
+    Poke {
+        buf: usize,
+        field: u64,
+        value: u32,
+    },
     /// Write raw bytes anywhere in the first header bytes.
-    Scribble { at: u64, bytes: Vec<u8> },
-    Put { n: u32, w: u32, h: u32 },
+    Scribble {
+        at: u64,
+        bytes: Vec<u8>,
+    },
+    Put {
+        n: u32,
+        w: u32,
+        h: u32,
+    },
     Lock,
     Unlock,
     Wait,
-    LoanCommit { w: u32, h: u32 },
+    LoanCommit {
+        w: u32,
+        h: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let fields = prop::sample::select(vec![field::FRAME_NUMBER, field::WIDTH, field::HEIGHT, field::OFFSET, field::NUM_SCANLINES, field::STATE]);
+    let fields = prop::sample::select(vec![
+        field::FRAME_NUMBER,
+        field::WIDTH,
+        field::HEIGHT,
+        field::OFFSET,
+        field::NUM_SCANLINES,
+        field::STATE,
+    ]);
     let values = prop_oneof![0u32..8, any::<u32>(), Just(u32::MAX), 1u32..2000];
     prop_oneof![
         4 => (0usize..2, fields, values).prop_map(|(buf, field, value)| Op::Poke { buf, field, value }),

@@ -187,7 +187,8 @@ fn a_client_connecting_during_the_servers_reset_still_connects() {
     let f = StreamFile::for_frame(8, 8).unwrap();
     let layout = Layout::for_file_len(std::fs::metadata(f.path()).unwrap().len()).unwrap();
     let poke = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
-    let set = |buf: usize, state: u32| poke.write_at(&state.to_le_bytes(), layout.header_offset(buf) + field::STATE).unwrap();
+    let set =
+        |buf: usize, state: u32| poke.write_at(&state.to_le_bytes(), layout.header_offset(buf) + field::STATE).unwrap();
     let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
     set(1, 0); // the moment after the server's first store: [INIT, [old SERVER]]
     let mut c = Client::connect(f.path(), no_thread()).unwrap();

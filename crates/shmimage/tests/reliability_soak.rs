@@ -86,7 +86,12 @@ fn soak(duration: Duration) {
         rss_max = rss_max.max(rss_kib());
         if last_report.elapsed() > Duration::from_secs(30) {
             last_report = Instant::now();
-            eprintln!("soak {:?}: {cycles} streams, {frames} frames, fds {}, rss {} KiB", start.elapsed(), fds(), rss_kib());
+            eprintln!(
+                "soak {:?}: {cycles} streams, {frames} frames, fds {}, rss {} KiB",
+                start.elapsed(),
+                fds(),
+                rss_kib()
+            );
         }
     }
     let (fd1, rss1) = (fds(), rss_kib());

@@ -45,7 +45,8 @@ unsafe fn streaming_x86_64(src: *const u8, dst: *mut u8, len: usize) {
         unsafe {
             let s = src.add(i) as *const __m128i;
             let d = dst.add(i) as *mut __m128i;
-            let (a, b, c, e) = (_mm_loadu_si128(s), _mm_loadu_si128(s.add(1)), _mm_loadu_si128(s.add(2)), _mm_loadu_si128(s.add(3)));
+            let (a, b, c, e) =
+                (_mm_loadu_si128(s), _mm_loadu_si128(s.add(1)), _mm_loadu_si128(s.add(2)), _mm_loadu_si128(s.add(3)));
             _mm_stream_si128(d, a);
             _mm_stream_si128(d.add(1), b);
             _mm_stream_si128(d.add(2), c);
