@@ -176,63 +176,74 @@ impl Server {
     /// `Err(Unconnected)` on timeout; `Err(UnableToMapFile)` when the file
     /// was truncated by another process.
     pub fn wait_for_client(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = deadline(timeout);
-        loop {
-            self.map.check_intact()?;
-            let s = self.map.states();
-            if !s.contains(&INIT) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Unconnected { reason: "no client connected before the timeout" });
-            }
-            self.sleep(s, deadline - now);
-        }
+        self.wait_until(
+            timeout,
+            || Err(Error::Unconnected { reason: "no client connected before the timeout" }),
+            |_, s| (!s.contains(&INIT)).then_some(Ok(())),
+        )
     }
 
     /// Wait until a buffer is free. `Err(NoBufferAvailable)` on timeout,
     /// `Err(Unconnected)` when the client disconnects or dies meanwhile.
     pub fn wait_for_buffer(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = deadline(timeout);
-        loop {
-            self.map.check_intact()?;
-            let s = self.map.states();
-            if s.contains(&INIT) {
-                return Err(unconnected());
-            }
-            if self.free_buffer(s).is_some() {
-                return Ok(());
-            }
-            self.reclaim_if_client_gone()?;
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::NoBufferAvailable);
-            }
-            self.sleep(s, deadline - now);
-        }
+        self.wait_until(
+            timeout,
+            || Err(Error::NoBufferAvailable),
+            |server, s| {
+                if s.contains(&INIT) {
+                    return Some(Err(unconnected()));
+                }
+                if server.free_buffer(s).is_some() {
+                    return Some(Ok(()));
+                }
+                server.reclaim_if_client_gone().err().map(Err)
+            },
+        )
     }
 
     /// Wait until the client has taken every frame published so far (no
     /// buffer holds one it has not locked or copied): for a producer that
     /// must not let its client skip frames, e.g. a recorder feeding a file.
     /// `Ok(true)` when taken, `Ok(false)` on timeout, `Err(Unconnected)` when
-    /// the client disconnects or dies. A banded frame counts as taken once
+    /// the client disconnects or dies, `Err(UnableToMapFile)` when the file
+    /// was truncated. A banded frame counts as taken once
     /// its bands are copied into the client's memory.
     pub fn wait_until_taken(&mut self, timeout: Duration) -> Result<bool> {
+        self.wait_until(
+            timeout,
+            || Ok(false),
+            |server, s| {
+                if s.contains(&INIT) {
+                    return Some(Err(unconnected()));
+                }
+                if !s.contains(&(BufferState::Client as u32)) {
+                    return Some(Ok(true));
+                }
+                server.reclaim_if_client_gone().err().map(Err)
+            },
+        )
+    }
+
+    /// The one wait loop: check the file is intact, read both states, let
+    /// `settled` decide, else sleep on the state words until they change (at
+    /// most a millisecond at a time) or `timeout` passes, which answers
+    /// `on_timeout()`.
+    fn wait_until<T>(
+        &mut self,
+        timeout: Duration,
+        on_timeout: impl FnOnce() -> Result<T>,
+        mut settled: impl FnMut(&mut Self, [u32; 2]) -> Option<Result<T>>,
+    ) -> Result<T> {
         let deadline = deadline(timeout);
         loop {
+            self.map.check_intact()?;
             let s = self.map.states();
-            if s.contains(&INIT) {
-                return Err(unconnected());
+            if let Some(answer) = settled(self, s) {
+                return answer;
             }
-            if !s.contains(&(BufferState::Client as u32)) {
-                return Ok(true);
-            }
-            self.reclaim_if_client_gone()?;
             let now = Instant::now();
             if now >= deadline {
-                return Ok(false);
+                return on_timeout();
             }
             self.sleep(s, deadline - now);
         }
