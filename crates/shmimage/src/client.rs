@@ -260,10 +260,12 @@ impl Client {
         }
         let shared = Arc::clone(&self.shared);
         let map = &shared.map;
-        map.check_intact()?;
         let mut asm = shared.asm();
         asm.drain(map);
-        // A band copied from a file that shrank meanwhile holds zeros.
+        // One check, after the drain, covers both a file that shrank before
+        // this call and one that shrank under a band copy (which then holds
+        // zeros): nothing is returned from a truncated file either way, and
+        // a drain over missing pages is harmless (the SIGBUS guard).
         map.check_intact()?;
         if let Some(bytes) = asm.alloc_failed.take() {
             return Err(Error::MemoryAlloc { bytes });
@@ -278,10 +280,7 @@ impl Client {
             // frame older than this one.
             let mut whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
             if let [Some(a), Some(b)] = whole {
-                let older = if is_newer(a.frame_number, b.frame_number) { 1 } else { 0 };
-                release(map, older, CLIENT);
-                asm.stats.frames_stale += 1;
-                whole[older] = None;
+                whole[asm.drop_older(map, [a, b])] = None;
             }
             let in_place = (0..2).find_map(|i| whole[i].map(|b| (i, b)));
             let assembled = asm.complete.as_ref().map(|c| c.info.number);
@@ -293,8 +292,7 @@ impl Client {
             };
             if take_assembled {
                 if let Some((i, _)) = in_place {
-                    release(map, i, CLIENT);
-                    asm.stats.frames_stale += 1;
+                    asm.drop_stale(map, i);
                 }
                 let Some(c) = asm.complete.take() else { continue };
                 let info = c.info;
@@ -318,8 +316,7 @@ impl Client {
                 if map.state_word(o).load(Ordering::Acquire) == CLIENT {
                     if let Some(ob) = asm.whole_frame(map, o) {
                         if is_newer(b.frame_number, ob.frame_number) {
-                            release(map, o, CLIENT);
-                            asm.stats.frames_stale += 1;
+                            asm.drop_stale(map, o);
                         }
                     }
                 }
@@ -533,6 +530,20 @@ fn monitor(shared: &Shared) {
 }
 
 impl Assembler {
+    /// Give back a whole frame waiting in buffer `index`: a newer one exists.
+    fn drop_stale(&mut self, map: &Mapping, index: usize) {
+        release(map, index, CLIENT);
+        self.stats.frames_stale += 1;
+    }
+
+    /// Of two whole frames waiting in place, give the older back; returns
+    /// the buffer that was freed.
+    fn drop_older(&mut self, map: &Mapping, frames: [Band; 2]) -> usize {
+        let older = usize::from(is_newer(frames[0].frame_number, frames[1].frame_number));
+        self.drop_stale(map, older);
+        older
+    }
+
     fn recycle(&mut self, data: Vec<u8>) {
         if self.spare.len() < 2 {
             self.spare.push(data);
@@ -608,9 +619,7 @@ impl Assembler {
             }
             if let [Some(a), Some(b)] = bands {
                 if a.is_whole_frame() && b.is_whole_frame() {
-                    let older = if is_newer(a.frame_number, b.frame_number) { 1 } else { 0 };
-                    release(map, older, CLIENT);
-                    self.stats.frames_stale += 1;
+                    self.drop_older(map, [a, b]);
                     changed = true;
                 }
             }
