@@ -108,22 +108,21 @@ impl Mapping {
         &self.file
     }
 
+    /// The (device, inode) that `path` names now; `None` when it names nothing.
+    fn path_identity(&self) -> Option<(u64, u64)> {
+        std::fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
     /// True when `path` no longer names the file this mapping was made from
     /// (deleted, or replaced by another file).
     pub(crate) fn is_replaced(&self) -> bool {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => (m.dev(), m.ino()) != self.identity,
-            Err(_) => true,
-        }
+        self.path_identity() != Some(self.identity)
     }
 
     /// True when `path` exists and is another file than this mapping's (the
     /// stream file was deleted and created again, or renamed over).
     pub(crate) fn names_other_file(&self) -> bool {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => (m.dev(), m.ino()) != self.identity,
-            Err(_) => false,
-        }
+        self.path_identity().is_some_and(|id| id != self.identity)
     }
 
     fn word(&self, index: usize, offset: u64) -> &AtomicU32 {
