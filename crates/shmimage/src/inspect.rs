@@ -8,9 +8,9 @@
 //! the peers may change a moment later; the two headers are read one after
 //! the other, not atomically together.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -79,23 +79,7 @@ impl Inspector {
     /// non-regular file (UNABLE_TO_OPEN_FILE); size is checked by `read`.
     pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
         let path = path.as_ref();
-        let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
-                Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
-                _ => open_err(e.to_string()),
-            })?;
-        let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
-        if meta.is_dir() {
-            return Err(open_err("it is a directory, not a stream file".into()));
-        }
-        if !meta.file_type().is_file() {
-            return Err(open_err("it is not a regular file".into()));
-        }
+        let (file, _) = crate::mapping::open_stream_file(path, false)?;
         Ok(Inspector { file, path: path.to_owned() })
     }
 

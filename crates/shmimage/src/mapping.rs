@@ -31,28 +31,42 @@ pub(crate) struct Mapping {
     identity: (u64, u64),
 }
 
+/// Open a stream file (read-write, or read-only to inspect it) and return it
+/// with its metadata. Refuses what a stream file must not be: missing
+/// (BAD_FILE_SIZE), a symlink, a directory, a FIFO or device
+/// (UNABLE_TO_OPEN_FILE). Sizes are the caller's to check.
+pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<(File, std::fs::Metadata)> {
+    let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
+    let directory = || open_err("it is a directory, not a stream file".into());
+    // O_NOFOLLOW: a symlink planted in place of the file is refused.
+    // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
+            Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
+            Some(libc::EISDIR) => directory(),
+            _ => open_err(e.to_string()),
+        })?;
+    let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
+    // Read-only, a directory opens; read-write it fails with EISDIR above.
+    if meta.is_dir() {
+        return Err(directory());
+    }
+    if !meta.file_type().is_file() {
+        return Err(open_err("it is not a regular file".into()));
+    }
+    Ok((file, meta))
+}
+
 impl Mapping {
     /// Open `path` read-write and map it. Refuses symlinks, FIFOs, devices and
     /// directories (UNABLE_TO_OPEN_FILE) and files under 64 bytes (BAD_FILE_SIZE).
     pub(crate) fn open(path: &Path) -> Result<Mapping> {
-        let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
-        // O_NOFOLLOW: a symlink planted in place of the file is refused.
-        // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
-                Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
-                Some(libc::EISDIR) => open_err("it is a directory, not a stream file".into()),
-                _ => open_err(e.to_string()),
-            })?;
-        let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
-        if !meta.file_type().is_file() {
-            return Err(open_err("it is not a regular file".into()));
-        }
+        let (file, meta) = open_stream_file(path, true)?;
         let len = meta.len();
         let layout =
             Layout::for_file_len(len).ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;
