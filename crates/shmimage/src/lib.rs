@@ -35,7 +35,7 @@ pub use file::StreamFile;
 pub use futex::POLL_SLICE;
 pub use inspect::{inspect, BufferView, Inspection, Inspector};
 pub use liveness::Liveness;
-pub use server::{Loan, Server, ServerOptions, ServerStats};
+pub use server::{DetachedLoan, Loan, Server, ServerOptions, ServerStats};
 pub use stream::{options, Stream};
 
 /// The protocol's API version string (`IMAGESTREAM_API_VERSION`).

@@ -158,6 +158,17 @@ impl Server {
     /// with no copy; [`Loan::commit`] publishes it. The frame must fit in one
     /// buffer. Dropping the loan without committing gives the buffer back.
     pub fn loan(&mut self, width: u32, height: u32) -> Result<Loan<'_>> {
+        let detached = self.loan_detached(width, height)?;
+        Ok(Loan { server: self, detached: Some(detached) })
+    }
+
+    /// [`Server::loan`] for code that must keep the server and the loan side
+    /// by side (a binding to another language): the loan does not borrow the
+    /// server. Hand it back to this server with [`Server::commit_detached`]
+    /// or [`Server::abandon_detached`]; dropped without either, its buffer
+    /// stays SERVER_LOCKED (one buffer fewer for the stream) until the server
+    /// is created again. [`Loan`] does this bookkeeping for you.
+    pub fn loan_detached(&mut self, width: u32, height: u32) -> Result<DetachedLoan> {
         let len = frame_bytes(width, height)
             .ok_or_else(|| Error::BadArgs(format!("loan size {width}x{height}: width and height must be > 0")))?;
         if len > self.capacity() {
@@ -169,7 +180,34 @@ impl Server {
         }
         self.map.check_intact()?;
         let index = self.take_free_counted()?;
-        Ok(Loan { server: self, index, width, height, len: len as usize, done: false })
+        Ok(DetachedLoan { index, width, height, len: len as usize })
+    }
+
+    /// The pixels of a detached loan (see [`Loan::as_mut_slice`]); empty for
+    /// a loan this server did not make.
+    pub fn detached_pixels(&mut self, loan: &DetachedLoan) -> &mut [u8] {
+        match self.map.payload_ptr(loan.index, loan.len as u64) {
+            // SAFETY: payload_ptr checked that len bytes fit in the buffer; the
+            // buffer is SERVER_LOCKED by the loan, which the protocol reserves
+            // to the server, and the slice borrows the server mutably, so this
+            // process holds one alias at a time.
+            Some(p) => unsafe { std::slice::from_raw_parts_mut(p, loan.len) },
+            None => &mut [],
+        }
+    }
+
+    /// Publish a detached loan's frame with this number.
+    pub fn commit_detached(&mut self, loan: DetachedLoan, frame_number: u32) -> Result<()> {
+        let band = Band { frame_number, width: loan.width, height: loan.height, first_row: 0, rows: loan.height };
+        self.publish(loan.index, &band)?;
+        self.stats.frames_sent += 1;
+        Ok(())
+    }
+
+    /// Give a detached loan's buffer back unpublished.
+    pub fn abandon_detached(&mut self, loan: DetachedLoan) {
+        self.map.transition(loan.index, SERVER_LOCKED, Transition::Abandon);
+        futex::wake(self.map.state_word(loan.index));
     }
 
     /// Wait until a client is connected (no buffer is INIT).
@@ -371,11 +409,30 @@ fn deadline(timeout: Duration) -> Instant {
 #[derive(Debug)]
 pub struct Loan<'a> {
     server: &'a mut Server,
+    /// `None` once committed.
+    detached: Option<DetachedLoan>,
+}
+
+/// A loan that does not borrow its server; see [`Server::loan_detached`].
+#[derive(Debug)]
+#[must_use = "a detached loan holds a buffer until it is committed or abandoned"]
+pub struct DetachedLoan {
     index: usize,
     width: u32,
     height: u32,
     len: usize,
-    done: bool,
+}
+
+impl DetachedLoan {
+    /// Pixels per row.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Rows.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
 }
 
 impl Loan<'_> {
@@ -386,43 +443,35 @@ impl Loan<'_> {
     /// a conforming client never touches it. A hostile process with the file
     /// open could still write it; that garbles only this frame's bytes.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        let ptr = self.server.map.payload_ptr(self.index, self.len as u64);
-        match ptr {
-            // SAFETY: payload_ptr checked that len bytes fit in the buffer; the
-            // buffer is SERVER_LOCKED by us for the loan's lifetime, and the
-            // slice borrows the loan mutably, so this process has one alias.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p, self.len) },
+        match &self.detached {
+            Some(d) => self.server.detached_pixels(d),
             None => &mut [],
         }
     }
 
     /// Pixels per row.
     pub fn width(&self) -> u32 {
-        self.width
+        self.detached.as_ref().map_or(0, DetachedLoan::width)
     }
 
     /// Rows.
     pub fn height(&self) -> u32 {
-        self.height
+        self.detached.as_ref().map_or(0, DetachedLoan::height)
     }
 
     /// Publish the frame with this number.
     pub fn commit(mut self, frame_number: u32) -> Result<()> {
-        self.done = true;
-        let band = Band { frame_number, width: self.width, height: self.height, first_row: 0, rows: self.height };
-        let r = self.server.publish(self.index, &band);
-        if r.is_ok() {
-            self.server.stats.frames_sent += 1;
+        match self.detached.take() {
+            Some(d) => self.server.commit_detached(d, frame_number),
+            None => Ok(()),
         }
-        r
     }
 }
 
 impl Drop for Loan<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.server.map.transition(self.index, SERVER_LOCKED, Transition::Abandon);
-            futex::wake(self.server.map.state_word(self.index));
+        if let Some(d) = self.detached.take() {
+            self.server.abandon_detached(d);
         }
     }
 }

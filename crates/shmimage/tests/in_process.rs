@@ -213,3 +213,22 @@ fn a_server_can_wait_until_its_frame_is_taken() {
     drop(c);
     assert_eq!(s.wait_until_taken(Duration::from_secs(1)).unwrap_err().code(), Code::Unconnected);
 }
+
+#[test]
+fn a_detached_loan_commits_or_gives_back_without_borrowing_the_server() {
+    let f = StreamFile::for_frame(4, 4).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    let given_back = s.loan_detached(4, 4).unwrap();
+    let kept = s.loan_detached(4, 4).unwrap();
+    // Both buffers are lent: the server itself is still usable, and says so.
+    assert_eq!(s.put_frame(1, 4, 4, &[0; 48]).unwrap_err().code(), Code::NoBufferAvailable);
+    s.abandon_detached(given_back);
+    s.detached_pixels(&kept).fill(5);
+    s.commit_detached(kept, 9).unwrap();
+    let fr = c.lock().unwrap();
+    assert_eq!((fr.number(), fr.pixels()), (9, &[5u8; 48][..]));
+    drop(fr);
+    s.put_frame(10, 4, 4, &[6; 48]).unwrap(); // the abandoned buffer came back
+    assert_eq!(c.lock().unwrap().number(), 10);
+}
