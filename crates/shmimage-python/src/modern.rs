@@ -14,7 +14,6 @@
 //! close) while the count is not zero: a numpy array can never see memory
 //! that has changed hands.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -239,64 +238,50 @@ fn create_stream_file(py: Python<'_>, max_width: i64, max_height: i64) -> PyResu
 
 // --- server -------------------------------------------------------------------
 
-/// A loan in progress: the engine's `Loan` borrows the server mutably, and
-/// Python needs to keep both across calls.
-struct ActiveLoan {
-    id: u64,
-    loan: shmimage::Loan<'static>,
-}
-
-/// Owns a `shmimage::Server` like a `Box` does, plus at most one loan that
-/// borrows it.
-///
-/// Invariant: while `loan` is `Some`, the loan's `&mut Server` is the only
-/// reference derived from `server`; `server_mut` refuses to make another.
+/// A server and at most one loan in progress, side by side (the engine's
+/// detached loan, which does not borrow the server). `id` tells which Python
+/// `Loan` object the loan belongs to.
 struct ServerCell {
-    loan: Option<ActiveLoan>,
-    server: NonNull<shmimage::Server>,
+    server: shmimage::Server,
+    loan: Option<(u64, shmimage::DetachedLoan)>,
 }
-
-// SAFETY: ServerCell owns its Server exclusively (like Box<Server>), and the
-// loan refers only to that Server; Server is Send, so moving the whole cell to
-// another thread moves nothing shared.
-unsafe impl Send for ServerCell {}
 
 impl ServerCell {
     fn new(server: shmimage::Server) -> ServerCell {
-        ServerCell { loan: None, server: NonNull::from(Box::leak(Box::new(server))) }
+        ServerCell { server, loan: None }
     }
 
-    /// The server, unless a loan holds it.
+    /// The server, unless a loan holds a buffer (one frame at a time).
     fn server_mut(&mut self) -> Result<&mut shmimage::Server, Error> {
         if self.loan.is_some() {
             return Err(Error::Locked);
         }
-        // SAFETY: no loan exists (checked above), so this `&mut`, tied to
-        // `&mut self`, is the only reference to the server.
-        Ok(unsafe { self.server.as_mut() })
+        Ok(&mut self.server)
     }
 
+    /// Start a loan; returns the address and length of its pixels, which
+    /// stay valid until the loan ends (the mapping lives as long as the server).
     fn start_loan(&mut self, id: u64, width: u32, height: u32) -> Result<(usize, usize), Error> {
         if self.loan.is_some() {
             return Err(Error::Locked);
         }
-        // SAFETY: no loan exists, so nothing else borrows the server. The
-        // `'static` borrow is confined to `self.loan`, which is always dropped
-        // before the server is freed (see Drop) and blocks every other
-        // `&mut` (see server_mut).
-        let server: &'static mut shmimage::Server = unsafe { &mut *self.server.as_ptr() };
-        let mut loan = server.loan(width, height)?;
-        let slice = loan.as_mut_slice();
+        let loan = self.server.loan_detached(width, height)?;
+        let slice = self.server.detached_pixels(&loan);
         let (addr, len) = (slice.as_mut_ptr() as usize, slice.len());
-        self.loan = Some(ActiveLoan { id, loan });
+        self.loan = Some((id, loan));
         Ok((addr, len))
     }
 
+    /// End loan `id`: publish it as frame `commit`, or give it back (`None`).
+    /// A loan that is not the current one (already ended) is left alone.
     fn end_loan(&mut self, id: u64, commit: Option<u32>) -> Result<(), Error> {
         match self.loan.take() {
-            Some(active) if active.id == id => match commit {
-                Some(n) => active.loan.commit(n),
-                None => Ok(()),
+            Some((current, loan)) if current == id => match commit {
+                Some(n) => self.server.commit_detached(loan, n),
+                None => {
+                    self.server.abandon_detached(loan);
+                    Ok(())
+                }
             },
             other => {
                 self.loan = other;
@@ -308,11 +293,9 @@ impl ServerCell {
 
 impl Drop for ServerCell {
     fn drop(&mut self) {
-        // The loan borrows the server: end it first.
-        self.loan = None;
-        // SAFETY: `server` came from Box::leak in `new` and is freed only here,
-        // after the last borrow (the loan) is gone.
-        drop(unsafe { Box::from_raw(self.server.as_ptr()) });
+        if let Some((_, loan)) = self.loan.take() {
+            self.server.abandon_detached(loan);
+        }
     }
 }
 
