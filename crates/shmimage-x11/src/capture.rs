@@ -47,14 +47,7 @@ impl Grabber {
     /// Connect and look up the target.
     pub fn open(options: &GrabberOptions) -> Result<Grabber> {
         let display = options.display.as_deref();
-        let (conn, screen_num) = RustConnection::connect(display)
-            .map_err(|e| Error::Connect { display: options.display.clone(), reason: e.to_string() })?;
-        let screen = conn
-            .setup()
-            .roots
-            .get(screen_num)
-            .ok_or_else(|| Error::X(format!("screen {screen_num} does not exist")))?
-            .clone();
+        let (conn, _, screen) = crate::connect(display)?;
         let (drawable, visual) = match options.target {
             Target::Root => (screen.root, screen.root_visual),
             Target::Window(w) => {

@@ -4,9 +4,8 @@ use std::fmt;
 
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::xproto::ImageFormat;
-use x11rb::rust_connection::RustConnection;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::PixelFormat;
 use crate::shm;
 
@@ -32,15 +31,9 @@ pub struct ShmInfo {
 impl ShmInfo {
     /// Ask the X server.
     pub fn query(display: Option<&str>) -> Result<ShmInfo> {
-        let (conn, screen_num) = RustConnection::connect(display)
-            .map_err(|e| Error::Connect { display: display.map(str::to_owned), reason: e.to_string() })?;
+        let (conn, screen_num, s) = crate::connect(display)?;
         conn.prefetch_maximum_request_bytes();
         let v = shm::query(&conn)?;
-        let s = conn
-            .setup()
-            .roots
-            .get(screen_num)
-            .ok_or_else(|| Error::X(format!("screen {screen_num} does not exist")))?;
         let format = PixelFormat::for_visual(conn.setup(), s.root_depth, s.root_visual).map_err(|e| e.to_string());
         Ok(ShmInfo {
             display: display.map(str::to_owned).or_else(|| std::env::var("DISPLAY").ok()).unwrap_or_default(),

@@ -26,3 +26,20 @@ pub use error::{Error, Result};
 pub use shm::{display_is_local, DrawPath};
 /// The X11 binding in use, for callers (and tests) that draw or read windows.
 pub use x11rb;
+
+/// Connect to `display` (default: `$DISPLAY`) and describe its default
+/// screen: the connection, the screen's number and the screen.
+pub(crate) fn connect(
+    display: Option<&str>,
+) -> Result<(x11rb::rust_connection::RustConnection, usize, x11rb::protocol::xproto::Screen)> {
+    use x11rb::connection::Connection;
+    let (conn, screen_num) = x11rb::rust_connection::RustConnection::connect(display)
+        .map_err(|e| Error::Connect { display: display.map(str::to_owned), reason: e.to_string() })?;
+    let screen = conn
+        .setup()
+        .roots
+        .get(screen_num)
+        .ok_or_else(|| Error::X(format!("screen {screen_num} does not exist")))?
+        .clone();
+    Ok((conn, screen_num, screen))
+}

@@ -97,15 +97,8 @@ impl Viewer {
     /// frame's size when [`Viewer::show`] is called.
     pub fn open(options: &ViewerOptions) -> Result<Viewer> {
         let display = options.display.as_deref();
-        let (conn, screen_num) = RustConnection::connect(display)
-            .map_err(|e| Error::Connect { display: options.display.clone(), reason: e.to_string() })?;
+        let (conn, _, screen) = crate::connect(display)?;
         conn.prefetch_maximum_request_bytes();
-        let screen = conn
-            .setup()
-            .roots
-            .get(screen_num)
-            .ok_or_else(|| Error::X(format!("screen {screen_num} does not exist")))?
-            .clone();
         let depth = screen.root_depth;
         let format = PixelFormat::for_visual(conn.setup(), depth, screen.root_visual)?;
 
