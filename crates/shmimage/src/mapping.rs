@@ -314,6 +314,22 @@ mod tests {
         let _ = m.states();
     }
 
+    /// The old table held 256 mappings and left the rest unguarded: the
+    /// 300th mapping's file cut short killed the process with SIGBUS.
+    #[test]
+    fn more_than_256_mappings_are_all_guarded() {
+        let files: Vec<StreamFile> = (0..300).map(|_| StreamFile::with_len(3 * 4096).unwrap()).collect();
+        let maps: Vec<Mapping> = files.iter().map(|f| Mapping::open(f.path()).unwrap()).collect();
+        assert!(sigbus::registered() >= 300);
+        let last = files.len() - 1;
+        std::fs::OpenOptions::new().write(true).open(files[last].path()).unwrap().set_len(64).unwrap();
+        let mut out = vec![1u8; maps[last].layout().capacity() as usize];
+        assert!(!maps[last].copy_out(1, &mut out), "the cut is reported, the process lives");
+        assert!(maps[last].truncated() && !maps[0].truncated());
+        drop(maps);
+        assert!(sigbus::registered() < 300, "slots are given back");
+    }
+
     #[test]
     fn the_guard_is_a_siginfo_handler_and_keeps_the_previous_one() {
         // Installing the guard must leave other SIGBUS handling in place: std's
