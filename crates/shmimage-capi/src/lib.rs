@@ -96,9 +96,34 @@ pub type SharedMemoryImageStream = *mut StreamObject;
 
 /// Live streams by handle value. Ids are never reused, so a stale handle
 /// cannot name a newer stream.
+type Registry = Mutex<HashMap<usize, Arc<StreamObject>>>;
+
+fn registry_mutex() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        // SAFETY: registers plain extern "C" functions without preconditions.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_done), Some(fork_done)) };
+        Mutex::default()
+    })
+}
+
 fn registry() -> MutexGuard<'static, HashMap<usize, Arc<StreamObject>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<usize, Arc<StreamObject>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner())
+    registry_mutex().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The registry, held by the forking thread across fork(), so the child
+    /// never inherits it locked by a thread that does not exist there.
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<MutexGuard<'static, HashMap<usize, Arc<StreamObject>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+extern "C" fn fork_prepare() {
+    let _ = catch_unwind(|| HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(registry())));
+}
+
+extern "C" fn fork_done() {
+    let _ = catch_unwind(|| HELD_ACROSS_FORK.with(|h| h.borrow_mut().take()));
 }
 
 /// Handle values: odd and high, so they never look like small ints or a
