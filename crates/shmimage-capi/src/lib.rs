@@ -96,7 +96,8 @@ pub type SharedMemoryImageStream = *mut StreamObject;
 
 /// Live streams by handle value. Ids are never reused, so a stale handle
 /// cannot name a newer stream.
-type Registry = Mutex<HashMap<usize, Arc<StreamObject>>>;
+type Streams = HashMap<usize, Arc<StreamObject>>;
+type Registry = Mutex<Streams>;
 
 fn registry_mutex() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -107,14 +108,14 @@ fn registry_mutex() -> &'static Registry {
     })
 }
 
-fn registry() -> MutexGuard<'static, HashMap<usize, Arc<StreamObject>>> {
+fn registry() -> MutexGuard<'static, Streams> {
     registry_mutex().lock().unwrap_or_else(|p| p.into_inner())
 }
 
 thread_local! {
     /// The registry, held by the forking thread across fork(), so the child
     /// never inherits it locked by a thread that does not exist there.
-    static HELD_ACROSS_FORK: std::cell::RefCell<Option<MutexGuard<'static, HashMap<usize, Arc<StreamObject>>>>> =
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<MutexGuard<'static, Streams>>> =
         const { std::cell::RefCell::new(None) };
 }
 
