@@ -111,6 +111,13 @@ impl Server {
             pid,
         })?;
         map.check_intact()?;
+        // A file made elsewhere may be sparse: reserve its pages now, so a
+        // full file system is NO_SPACE here and not a fault at some frame.
+        // (Already-reserved pages cost nothing.)
+        if let Err(e @ Error::NoSpace { .. }) = crate::file::reserve(map.file(), path, map.layout().file_len()) {
+            liveness::release(map.file(), Role::Server);
+            return Err(e);
+        }
         for i in 0..2 {
             map.write_header(i, &Header::default());
             map.store_state(i, BufferState::Init);
