@@ -147,7 +147,7 @@ impl Endpoint {
                     _ => return on_timeout(),
                 },
             };
-            let words = [self.map.state_word(0), self.map.state_word(1), &*self.cancel.word_ref()];
+            let words = [self.map.state_word(0), self.map.state_word(1), self.cancel.word_ref()];
             let expected = [seen[0], seen[1], seen_cancel];
             // Fast path: a peer on another core often answers within a
             // microsecond; a few lock-free loads of the words catch that
