@@ -503,12 +503,12 @@ impl Frame {
     fn check(&self) -> Result<()> {
         self.inner.ep.check()?;
         if let Kind::InPlace { index, generation } = self.kind {
-            if self.inner.generation[index].load(Ordering::Acquire) != generation {
-                return Err(Error::Closed);
-            }
-            // A server that reset the file (a restart after ours died) owns
-            // this buffer now and may write it.
-            if self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED {
+            // Not closed (checked above), yet over: a server that reset the
+            // file (a restart after ours died) owns this buffer now and may
+            // write it; the client reconnected, or is about to.
+            if self.inner.generation[index].load(Ordering::Acquire) != generation
+                || self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED
+            {
                 return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
             }
         }
@@ -571,7 +571,7 @@ impl Frame {
             Kind::InPlace { index, generation } => {
                 let mut asm = self.inner.asm();
                 if self.inner.generation[index].load(Ordering::Acquire) != generation {
-                    return Err(Error::Closed);
+                    return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
                 }
                 self.inner.generation[index].fetch_add(1, Ordering::AcqRel);
                 asm.held[index] = false;

@@ -428,3 +428,25 @@ fn a_full_file_system_is_no_space_never_a_truncation() {
     drop(c);
     std::fs::remove_file(&filler).unwrap();
 }
+
+/// A frame held across a server restart is over: the new server owns its
+/// buffer and may write it, so the frame answers StreamReset instead of
+/// showing the new server's pixels.
+#[test]
+fn a_frame_held_across_a_server_restart_answers_stream_reset() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    let fr = c.lock().unwrap();
+    drop(s);
+    let s2 = Server::create(f.path(), ServerOptions::default()).unwrap();
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable, "reconnects");
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    s2.put_frame(2, 8, 8, &[2; 192]).unwrap();
+    let fr2 = c.lock().unwrap();
+    assert_eq!((fr2.number(), fr2.pixels().unwrap()), (2, &[2u8; 192][..]));
+    assert_eq!(fr.unlock().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(fr2.pixels().unwrap(), &[2u8; 192][..], "the old frame's unlock did not touch the new one");
+}
