@@ -274,9 +274,15 @@ fn two_threads_on_one_client_never_see_another_frames_pixels() {
 /// the parent's stream.
 #[test]
 fn a_fork_child_finds_its_streams_inert_and_leaves_the_parents_alone() {
+    for monitor_thread in [true, false] {
+        fork_once(ClientOptions { monitor_thread, ..Default::default() });
+    }
+}
+
+fn fork_once(options: ClientOptions) {
     let f = StreamFile::for_frame(8, 8).unwrap();
     let s = Server::create(f.path(), ServerOptions::default()).unwrap();
-    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), options).unwrap();
     s.put_frame(1, 8, 8, &[1; 192]).unwrap();
     let held = c.wait_frame(Some(HANG)).unwrap();
     // SAFETY: the child only calls the engine and _exit; the engine's fork
