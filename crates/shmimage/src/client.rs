@@ -417,6 +417,7 @@ impl Client {
             // The monitor thread does not exist here: forget its handle, and
             // leave the parent's stream as it is.
             std::mem::forget(monitor);
+            inner.map().let_go_in_child();
             return;
         }
         if let Some(h) = monitor {

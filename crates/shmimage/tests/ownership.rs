@@ -75,6 +75,26 @@ fn child_role() {
     match role.as_str() {
         "server" => _server = Server::create(&path, ServerOptions::default()).unwrap(),
         "client" => _client = Client::connect(&path, ClientOptions::default()).unwrap(),
+        // A client process (monitor thread running) that forks a worker:
+        // the worker drops the stream it inherited and lives on. The worker
+        // writes with write(2): after fork() in a threaded process, std's
+        // stdout lock may be held by a thread that does not exist there.
+        "client-forks" => {
+            _client = Client::connect(&path, ClientOptions::default()).unwrap();
+            // READY before the fork, so it precedes the worker's line.
+            println!("READY");
+            // SAFETY: the child only drops engine objects, writes and sleeps.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                drop(_client);
+                let line = format!("WORKER {}\n", std::process::id());
+                // SAFETY: a valid buffer of that length.
+                unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
         other => panic!("unknown role {other}"),
     }
     println!("READY");
@@ -308,6 +328,27 @@ fn fork_once(options: ClientOptions) {
     drop(held);
     s.put_frame(3, 8, 8, &[3; 192]).expect("the parent's stream is still connected");
     assert_eq!(c.wait_frame(Some(HANG)).unwrap().number(), 3);
+}
+
+/// Case 4: a worker forked from a client (its monitor thread running) and
+/// still alive does not keep the dead client's role: when it drops the stream
+/// it inherited, it lets go of the descriptor and the mapping (the monitor's
+/// share of the stream can never be dropped in the child, where that thread
+/// does not exist). A new client takes over.
+#[test]
+fn a_forked_worker_does_not_keep_a_dead_clients_role() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let _s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut client = Peer::spawn("client-forks", f.path());
+    let worker: i32 = client.expect("WORKER").parse().unwrap();
+    let e = Client::connect(f.path(), no_thread()).unwrap_err();
+    assert_eq!(e.code(), Code::PeerBusy);
+    client.kill9();
+    let taken = Client::connect(f.path(), no_thread());
+    // SAFETY: ends the worker this test started (through the peer).
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let c = taken.unwrap_or_else(|e| panic!("the worker kept the dead client's role: {e}"));
+    assert!(c.reconnected());
 }
 
 /// Case 6: a file grown while a server has it open is reported to both
