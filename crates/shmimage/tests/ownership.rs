@@ -179,6 +179,8 @@ fn a_second_live_peer_is_refused_with_its_pid_and_a_dead_ones_role_is_taken_over
         let text = e.to_string();
         assert!(text.contains(&role.to_string()) && text.contains(&pid.to_string()), "{text}");
     }
+    let snap = shmimage::inspect(f.path()).unwrap();
+    assert_eq!((snap.server_pid, snap.client_pid), (Some(server.child.id()), Some(client.child.id())));
     client.kill9();
     let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
     assert!(c.reconnected(), "a dead client's role is taken over");
