@@ -499,3 +499,27 @@ fn a_frame_held_across_a_server_restart_answers_stream_reset() {
     assert_eq!(fr.unlock().unwrap_err().code(), Code::StreamReset);
     assert_eq!(fr2.pixels().unwrap(), &[2u8; 192][..], "the old frame's unlock did not touch the new one");
 }
+
+/// A hostile process flips the state of a buffer this client holds back to
+/// CLIENT: the engine never hands out a second handle to that buffer (two
+/// handles would let one unlock the buffer under the other's reader).
+#[test]
+fn a_held_buffer_flipped_by_another_process_is_never_locked_twice() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    let fr = c.lock().unwrap();
+    let snap = shmimage::inspect(f.path()).unwrap();
+    let held = snap.buffers.iter().position(|b| b.state() == Some(shmimage::state::BufferState::ClientLocked)).unwrap();
+    let attacker = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
+    let at = snap.buffers[held].header_offset + shmimage::layout::field::STATE;
+    attacker.write_at(&2u32.to_le_bytes(), at).unwrap();
+    for _ in 0..3 {
+        match c.lock() {
+            Ok(other) => panic!("locked frame {} from a buffer already held", other.number()),
+            Err(e) => assert_eq!(e.code(), Code::NoFrameAvailable),
+        }
+    }
+    assert_eq!(fr.number(), 1);
+}
