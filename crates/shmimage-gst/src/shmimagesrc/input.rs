@@ -1,0 +1,104 @@
+//! The stream end of `shmimagesrc`: opens a stream and turns its frames into
+//! GStreamer buffers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gst_video::prelude::*;
+use shmimage::{Client, ClientOptions, Error};
+
+/// One frame, ready to push.
+#[derive(Debug)]
+pub(crate) struct Pulled {
+    /// Format, size and rate for the caps.
+    pub info: gst_video::VideoInfo,
+    pub buffer: gst::Buffer,
+    /// Time since the writer captured the frame, when the stream says.
+    pub age: Option<Duration>,
+    /// The writer's frame number.
+    pub sequence: u64,
+    /// Whether the pixels were copied out of the stream.
+    pub copied: bool,
+}
+
+/// Why a pull gave no frame.
+#[derive(Debug)]
+pub(crate) enum PullError {
+    /// The writer has gone (exited, or the file was replaced).
+    WriterGone(String),
+    /// The stream cannot be read any more.
+    Failed(String),
+}
+
+/// An open stream.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Ensight(Ensight),
+}
+
+impl Input {
+    /// Open the stream at `path` as a reader.
+    pub(crate) fn open(path: &Path) -> Result<Input, String> {
+        Ensight::open(path).map(Input::Ensight)
+    }
+
+    /// Wait up to `wait` for the next frame; `Ok(None)` when none came.
+    pub(crate) fn pull(&mut self, wait: Duration) -> Result<Option<Pulled>, PullError> {
+        match self {
+            Input::Ensight(e) => e.pull(wait),
+        }
+    }
+
+    /// Whether the stream is the EnSight 1.0 format.
+    pub(crate) fn protocol(&self) -> &'static str {
+        match self {
+            Input::Ensight(_) => "ensight-1.0",
+        }
+    }
+}
+
+/// A 1.0 stream: RGB, no timestamps. Its pixels are copied out (one copy):
+/// the protocol gives a client one locked buffer of two, so a frame held by a
+/// queue downstream would stop the stream.
+#[derive(Debug)]
+pub(crate) struct Ensight {
+    client: Client,
+}
+
+impl Ensight {
+    fn open(path: &Path) -> Result<Ensight, String> {
+        let client = Client::connect(path, ClientOptions::default()).map_err(|e| e.to_string())?;
+        Ok(Ensight { client })
+    }
+
+    fn pull(&mut self, wait: Duration) -> Result<Option<Pulled>, PullError> {
+        let frame = match self.client.wait_frame(wait) {
+            Ok(f) => f,
+            Err(Error::NoFrameAvailable) => return Ok(None),
+            Err(e @ Error::Unconnected { .. }) => return Err(PullError::WriterGone(e.to_string())),
+            Err(e) => return Err(PullError::Failed(e.to_string())),
+        };
+        let (w, h) = (frame.width(), frame.height());
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+            .build()
+            .map_err(|e| PullError::Failed(format!("a {w}x{h} RGB frame: {e}")))?;
+        let buffer = copy_rows(&info, frame.pixels(), w as usize * 3)
+            .map_err(|e| PullError::Failed(format!("copying a {w}x{h} frame: {e}")))?;
+        Ok(Some(Pulled { info, buffer, age: None, sequence: u64::from(frame.number()), copied: true }))
+    }
+}
+
+/// A buffer in `info`'s default layout holding the one plane `src` whose rows
+/// are `src_stride` bytes apart.
+fn copy_rows(info: &gst_video::VideoInfo, src: &[u8], src_stride: usize) -> Result<gst::Buffer, gst::glib::BoolError> {
+    let buffer = gst::Buffer::with_size(info.size())?;
+    let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, info)
+        .map_err(|_| gst::glib::bool_error!("cannot map a new buffer"))?;
+    let dst_stride = frame.plane_stride()[0] as usize;
+    let row = info.width() as usize * info.format_info().pixel_stride()[0] as usize;
+    let dst = frame.plane_data_mut(0)?;
+    for (d, s) in dst.chunks_mut(dst_stride).zip(src.chunks(src_stride)).take(info.height() as usize) {
+        d[..row].copy_from_slice(&s[..row]);
+    }
+    Ok(frame.into_buffer())
+}
