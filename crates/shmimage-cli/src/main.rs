@@ -9,7 +9,9 @@ mod create;
 mod demo;
 mod inspect;
 mod output;
+mod receive;
 mod record;
+mod send;
 mod serve;
 mod x11_cmds;
 
@@ -58,6 +60,10 @@ enum Command {
     /// Run the end-to-end benchmark suite (shmimage vs memcpy, sockets,
     /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
     Bench(bench::BenchArgs),
+    /// Send a stream to another machine (RTP over TCP, raw or H.264).
+    Send(send::SendArgs),
+    /// Receive a stream from `shmimage send` into a local stream.
+    Receive(receive::ReceiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),
         Command::Bench(a) => bench::run(a),
+        Command::Send(a) => send::run(a),
+        Command::Receive(a) => receive::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

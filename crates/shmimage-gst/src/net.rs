@@ -1,0 +1,175 @@
+//! Streams to other machines on GStreamer's transports: the pipelines behind
+//! `shmimage send` and `shmimage receive`, and a runner for them.
+//!
+//! Video travels as RTP (raw, RFC 4175, for a LAN; or H.264 for slow links)
+//! in GDP framing over one TCP connection from the sender to the receiver.
+//! GDP carries the caps (size, format, rate, and the RTP parameters the
+//! depayloader needs) and each packet's timestamp; TCP makes the raw path
+//! lossless and tells the receiver at once when the sender is gone.
+//! Both ends run on the system's real-time clock with base time 0, so a
+//! buffer's running time is the frame's capture time on the wall clock and
+//! the receiver writes the sender's capture times into its stream.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+/// How frames are encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Uncompressed RTP (rtpvrawpay): pixel-exact for RGB, BGR, RGBA, BGRA,
+    /// I420 and NV12 (carried as I420); other formats are converted to one of
+    /// these.
+    Raw,
+    /// H.264 (x264enc, zero-latency tuning) over RTP: lossy, for slow links.
+    H264,
+}
+
+/// What `send` does.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// The stream to read.
+    pub stream: PathBuf,
+    /// The receiver's address.
+    pub host: String,
+    /// The receiver's TCP port.
+    pub port: u16,
+    /// Encoding on the wire.
+    pub codec: Codec,
+    /// H.264 bit rate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Wait for the stream's writer to appear (or come back) instead of failing.
+    pub wait_for_writer: bool,
+}
+
+/// What `receive` does.
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// The stream to write (created with the sender's frame size if missing).
+    pub stream: PathBuf,
+    /// Local address to listen on.
+    pub bind: String,
+    /// TCP port to listen on.
+    pub port: u16,
+    /// Write an EnSight 1.0 (RGB) stream instead of a native one.
+    pub ensight: bool,
+}
+
+/// Formats rtpvrawpay carries that the stream also knows.
+const RAW_WIRE_FORMATS: &str = "{ RGB, BGR, RGBA, BGRA, I420 }";
+
+/// Quote a path or host for gst-launch syntax.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn path_arg(p: &Path) -> String {
+    quoted(&p.display().to_string())
+}
+
+/// The sender's pipeline in gst-launch-1.0 syntax.
+pub fn send_pipeline(o: &SendOptions) -> String {
+    let src = format!(
+        "shmimagesrc path={} wait-for-writer={} ! queue max-size-buffers=2 leaky=downstream",
+        path_arg(&o.stream),
+        o.wait_for_writer
+    );
+    let encode = match o.codec {
+        Codec::Raw => format!("videoconvert ! video/x-raw,format={RAW_WIRE_FORMATS} ! rtpvrawpay mtu=60000"),
+        Codec::H264 => format!(
+            "videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast \
+             bitrate={} key-int-max=30 ! rtph264pay config-interval=-1 mtu=60000",
+            o.bitrate_kbps
+        ),
+    };
+    format!("{src} ! {encode} ! gdppay ! tcpclientsink host={} port={} sync=false", quoted(&o.host), o.port)
+}
+
+/// The receiver's pipeline in gst-launch-1.0 syntax (decodebin picks the
+/// depayloader and decoder from the caps the sender sent).
+pub fn receive_pipeline(o: &ReceiveOptions) -> String {
+    format!(
+        "tcpserversrc host={} port={} ! gdpdepay ! decodebin ! videoconvert ! \
+         shmimagesink path={} ensight={} remove-on-stop=false sync=false",
+        quoted(&o.bind),
+        o.port,
+        path_arg(&o.stream),
+        o.ensight
+    )
+}
+
+/// How a pipeline run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// End of stream: for a receiver, the sender disconnected.
+    Eos,
+    /// `stop` returned true.
+    Stopped,
+}
+
+/// Build `desc` on the real-time clock with base time 0 (see the module
+/// docs), play it until EOS, an error or `stop()`, and stop it. Element
+/// messages (stats) go to `on_element`.
+pub fn run(
+    desc: &str,
+    stop: &dyn Fn() -> bool,
+    on_element: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<Ended, String> {
+    let pipeline = gst::parse::launch(desc)
+        .map_err(|e| format!("pipeline {desc}: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let clock = gst::SystemClock::obtain();
+    clock.set_property("clock-type", gst::ClockType::Realtime);
+    pipeline.use_clock(Some(&clock));
+    pipeline.set_start_time(gst::ClockTime::NONE);
+    pipeline.set_base_time(gst::ClockTime::ZERO);
+    let result = play(&pipeline, stop, on_element);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn play(
+    pipeline: &gst::Pipeline,
+    stop: &dyn Fn() -> bool,
+    on_element: &mut dyn FnMut(&gst::StructureRef),
+) -> Result<Ended, String> {
+    let bus = pipeline.bus().ok_or("pipeline without a bus")?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| first_error(&bus).unwrap_or_else(|| "cannot start".into()))?;
+    loop {
+        if stop() {
+            return Ok(Ended::Stopped);
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(Ended::Eos),
+            gst::MessageView::Error(e) => return Err(describe(e)),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    on_element(s);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn describe(e: &gst::message::Error) -> String {
+    let from = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+    match e.debug() {
+        Some(d) => format!("{from}: {} ({d})", e.error()),
+        None => format!("{from}: {}", e.error()),
+    }
+}
+
+fn first_error(bus: &gst::Bus) -> Option<String> {
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(describe(e)),
+        _ => None,
+    }
+}
+
+/// How long a receiver waits before listening again after a failure.
+pub const RELISTEN: Duration = Duration::from_millis(200);
