@@ -53,6 +53,7 @@ struct State {
     input: Option<Input>,
     info: Option<gst_video::VideoInfo>,
     last_sequence: Option<u64>,
+    last_pts: Option<gst::ClockTime>,
     stats: Stats,
     last_stats: Instant,
 }
@@ -136,6 +137,7 @@ impl ShmImageSrc {
                     gst::info!(CAT, imp = self, "writer gone ({why}); waiting for a new one");
                     state.input = None;
                     state.last_sequence = None;
+                    state.last_pts = None;
                     state.stats.writer_restarts += 1;
                     drop(guard);
                     self.post_writer_message("shmimagesrc-writer-gone", &why);
@@ -291,6 +293,7 @@ impl BaseSrcImpl for ShmImageSrc {
             input: None,
             info: None,
             last_sequence: None,
+            last_pts: None,
             stats: Stats::default(),
             last_stats: Instant::now(),
         });
@@ -350,13 +353,21 @@ impl PushSrcImpl for ShmImageSrc {
                 return Err(gst::FlowError::NotNegotiated);
             }
         }
+        let pts =
+            frame.age.and_then(|age| clock::running_time_of_age(&*obj, age)).or_else(|| clock::running_time_now(&*obj));
+        // The frame rate's period; for a stream without one, the interval
+        // since the previous frame (muxers drop a last frame without duration).
+        let fps = frame.info.fps();
+        let duration = if fps.numer() > 0 {
+            gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+        } else {
+            let last = self.state().as_ref().and_then(|s| s.last_pts);
+            pts.zip(last).and_then(|(p, l)| p.checked_sub(l))
+        };
         {
             let b = frame.buffer.make_mut();
-            let pts = frame
-                .age
-                .and_then(|age| clock::running_time_of_age(&*obj, age))
-                .or_else(|| clock::running_time_now(&*obj));
             b.set_pts(pts);
+            b.set_duration(duration);
             b.set_offset(frame.sequence);
         }
         let mut post = None;
@@ -373,6 +384,7 @@ impl PushSrcImpl for ShmImageSrc {
                 state.stats.skipped += frame.sequence.saturating_sub(last).saturating_sub(1);
             }
             state.last_sequence = Some(frame.sequence);
+            state.last_pts = pts.or(state.last_pts);
             state.stats.frames += 1;
             state.stats.copied += u64::from(frame.copied);
             let interval = u64::from(self.settings().stats_interval_ms);

@@ -151,3 +151,32 @@ pub fn reference(src_props: &str, caps: &str, n: usize) -> Vec<Plain> {
     let desc = format!("videotestsrc {src_props} num-buffers={n} ! {caps} ! appsink name=out sync=false");
     collect(&desc, n, Duration::from_secs(60)).unwrap()
 }
+
+/// Run this test binary again as a child process that executes `entry`
+/// (a `#[test]` that does nothing unless `SHMIMAGE_GST_CHILD` names it),
+/// with `args` in `SHMIMAGE_GST_ARGS`.
+pub fn spawn_child(entry: &str, args: &str) -> Reaped {
+    let exe = std::env::current_exe().unwrap();
+    Reaped(
+        Command::new(exe)
+            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+            .env("SHMIMAGE_GST_CHILD", entry)
+            .env("SHMIMAGE_GST_ARGS", args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The child's arguments when this process is the child running `entry`.
+pub fn child_args(entry: &str) -> Option<String> {
+    (std::env::var("SHMIMAGE_GST_CHILD").ok()? == entry).then(|| std::env::var("SHMIMAGE_GST_ARGS").unwrap_or_default())
+}
+
+/// Deterministic RGB pixels for frame `n` of a `w` x `h` stream.
+pub fn rgb_pattern(n: u32, w: u32, h: u32) -> Vec<u8> {
+    (0..w as usize * h as usize * 3)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(n.wrapping_mul(7)) as u8)
+        .collect()
+}
