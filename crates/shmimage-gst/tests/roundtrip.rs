@@ -40,7 +40,7 @@ fn round_trip(caps: &str, sink_props: &str) {
         let i = i.unwrap_or_else(|| {
             panic!("frame {} ({:?} {}x{}) matches no written frame", f.offset, f.format, f.width, f.height)
         });
-        assert!(last.is_none_or(|l| i > l), "frame {i} read after frame {last:?}");
+        assert!(last.map_or(true, |l| i > l), "frame {i} read after frame {last:?}");
         last = Some(i);
     }
 }

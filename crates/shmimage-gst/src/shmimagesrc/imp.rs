@@ -343,7 +343,7 @@ impl PushSrcImpl for ShmImageSrc {
         let obj = self.obj();
         let renegotiate = {
             let guard = self.state();
-            guard.as_ref().is_none_or(|s| s.info.as_ref() != Some(&frame.info))
+            guard.as_ref().map_or(true, |s| s.info.as_ref() != Some(&frame.info))
         };
         if renegotiate {
             let caps = frame.info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;

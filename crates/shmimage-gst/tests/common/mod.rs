@@ -26,7 +26,7 @@ pub fn plugin_dir() -> PathBuf {
     let so = dir.join("libgstshmimage.so");
     BUILD.call_once(|| {
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        if modified(&so).is_none_or(|t| Some(t) < modified(&exe)) {
+        if modified(&so).map_or(true, |t| Some(t) < modified(&exe)) {
             let mut c = Command::new(env!("CARGO"));
             c.args(["build", "-p", "shmimage-gst", "--lib"]);
             if dir.file_name().is_some_and(|n| n == "release") {
