@@ -176,7 +176,7 @@ impl ElementImpl for ShmImageSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps::raw_caps(caps::NATIVE_FORMATS);
+            let caps = caps::native_caps();
             match gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps) {
                 Ok(t) => vec![t],
                 Err(e) => {
@@ -214,7 +214,7 @@ impl BaseSinkImpl for ShmImageSink {
     }
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let caps = if self.settings().ensight { caps::ensight_caps() } else { caps::raw_caps(caps::NATIVE_FORMATS) };
+        let caps = if self.settings().ensight { caps::ensight_caps() } else { caps::native_caps() };
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,

@@ -270,7 +270,7 @@ impl ElementImpl for ShmImageSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps::raw_caps(caps::NATIVE_FORMATS);
+            let caps = caps::native_caps();
             match gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps) {
                 Ok(t) => vec![t],
                 Err(e) => {
@@ -313,7 +313,7 @@ impl BaseSrcImpl for ShmImageSrc {
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
         let current = self.state().as_ref().and_then(|s| s.info.as_ref()).and_then(|i| i.to_caps().ok());
-        let caps = current.unwrap_or_else(|| caps::raw_caps(caps::NATIVE_FORMATS));
+        let caps = current.unwrap_or_else(|| caps::native_caps());
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,
