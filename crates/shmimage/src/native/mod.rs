@@ -8,10 +8,17 @@ mod desc;
 mod error;
 mod format;
 pub mod layout;
+mod lock;
+mod reader;
+mod shared;
 pub mod slot;
+mod wake;
+mod writer;
 
 pub use desc::{
     flags, now_mono_ns, now_real_ns, FrameDesc, Invalid, Plane, Timestamps, MAX_PLANES, MAX_SIDE, ROW_ALIGN,
 };
 pub use error::{code, Error, Result};
 pub use format::{PixelFormat, PlaneShape};
+pub use reader::{ReadFrame, Reader, ReaderOptions};
+pub use writer::{FrameInfo, ReaderInfo, WriteLoan, Writer, WriterOptions, WriterStats};

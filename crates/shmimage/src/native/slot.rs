@@ -30,7 +30,7 @@ pub const EMPTY: u64 = 0;
 pub const BUSY: u64 = u64::MAX;
 
 /// The three words of one slot.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct SlotWords<'a, W> {
     /// Sequence / EMPTY / BUSY.
     pub seq: &'a W,
@@ -39,6 +39,14 @@ pub struct SlotWords<'a, W> {
     /// Lossless readers that have not taken the frame.
     pub pending: &'a W,
 }
+
+impl<W> Clone for SlotWords<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for SlotWords<'_, W> {}
 
 /// What the writer found when it tried to claim a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
