@@ -11,6 +11,7 @@ use gst::glib;
 
 mod caps;
 mod clock;
+mod metadata;
 pub mod net;
 pub mod shmimagesink;
 pub mod shmimagesrc;

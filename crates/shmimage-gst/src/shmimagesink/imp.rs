@@ -20,6 +20,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_ENSIGHT: bool = false;
 const DEFAULT_REMOVE_ON_STOP: bool = true;
 const DEFAULT_STATS_INTERVAL_MS: u32 = 1000;
+const DEFAULT_SLOTS: u32 = 4;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -27,6 +28,7 @@ struct Settings {
     ensight: bool,
     remove_on_stop: bool,
     stats_interval_ms: u32,
+    slots: u32,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             ensight: DEFAULT_ENSIGHT,
             remove_on_stop: DEFAULT_REMOVE_ON_STOP,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+            slots: DEFAULT_SLOTS,
         }
     }
 }
@@ -131,6 +134,14 @@ impl ObjectImpl for ShmImageSink {
                     .default_value(DEFAULT_STATS_INTERVAL_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("slots")
+                    .nick("Slots")
+                    .blurb("Native streams this element creates: frame slots in the file (readers hold some, the writer fills another)")
+                    .minimum(2)
+                    .maximum(64)
+                    .default_value(DEFAULT_SLOTS)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -143,6 +154,7 @@ impl ObjectImpl for ShmImageSink {
             "ensight" => s.ensight = value.get().unwrap_or(DEFAULT_ENSIGHT),
             "remove-on-stop" => s.remove_on_stop = value.get().unwrap_or(DEFAULT_REMOVE_ON_STOP),
             "stats-interval" => s.stats_interval_ms = value.get().unwrap_or(DEFAULT_STATS_INTERVAL_MS),
+            "slots" => s.slots = value.get().unwrap_or(DEFAULT_SLOTS),
             other => gst::warning!(CAT, imp = self, "no property {other}"),
         }
     }
@@ -154,6 +166,7 @@ impl ObjectImpl for ShmImageSink {
             "ensight" => s.ensight.to_value(),
             "remove-on-stop" => s.remove_on_stop.to_value(),
             "stats-interval" => s.stats_interval_ms.to_value(),
+            "slots" => s.slots.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -228,7 +241,16 @@ impl BaseSinkImpl for ShmImageSink {
         let mut guard = self.state();
         let state = guard.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
         if state.output.as_ref().is_some_and(|o| !o.accepts(&info)) {
-            state.output = None;
+            // A stream this element made is made again, larger; readers
+            // waiting for a writer find the new file by its path.
+            if let Some(old) = state.output.take() {
+                let created = old.created().map(|p| p.to_owned());
+                drop(old);
+                if let Some(p) = created {
+                    gst::info!(CAT, imp = self, "{caps} does not fit {}: creating it again", p.display());
+                    let _ = std::fs::remove_file(p);
+                }
+            }
         }
         state.info = Some(info);
         Ok(())
@@ -242,9 +264,9 @@ impl BaseSinkImpl for ShmImageSink {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (path, ensight, interval) = {
+        let (path, ensight, interval, slots) = {
             let s = self.settings();
-            (s.path.clone(), s.ensight, s.stats_interval_ms)
+            (s.path.clone(), s.ensight, s.stats_interval_ms, s.slots)
         };
         let age = self.age(buffer);
         let mut post = None;
@@ -258,7 +280,7 @@ impl BaseSinkImpl for ShmImageSink {
             })?;
             if state.output.is_none() {
                 let path = path.ok_or(gst::FlowError::Error)?;
-                match Output::open(&path, &info, ensight) {
+                match Output::open(&path, &info, ensight, slots) {
                     Ok(o) => state.output = Some(o),
                     Err(e) => {
                         gst::element_imp_error!(

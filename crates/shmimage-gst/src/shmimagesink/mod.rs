@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod native_output;
 mod output;
 
 glib::wrapper! {

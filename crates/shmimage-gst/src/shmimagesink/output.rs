@@ -7,6 +7,8 @@ use std::time::Duration;
 use gst_video::prelude::*;
 use shmimage::{layout, Error, Server, ServerOptions, StreamFile};
 
+use super::native_output::Native;
+
 /// What became of one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
@@ -23,21 +25,25 @@ pub(crate) enum Written {
 #[derive(Debug)]
 pub(crate) enum Output {
     Ensight(Ensight),
+    Native(Native),
 }
 
 impl Output {
     /// Open (or create, sized for `info`) the stream at `path`.
-    pub(crate) fn open(path: &Path, info: &gst_video::VideoInfo, ensight: bool) -> Result<Output, String> {
-        if !ensight {
-            return Err("native streams are not built yet: set ensight=true".into());
+    /// `ensight`: a 1.0 stream; else a native one with `slots` slots.
+    pub(crate) fn open(path: &Path, info: &gst_video::VideoInfo, ensight: bool, slots: u32) -> Result<Output, String> {
+        if ensight {
+            Ensight::open(path, info).map(Output::Ensight)
+        } else {
+            Native::open(path, info, slots).map(Output::Native)
         }
-        Ensight::open(path, info).map(Output::Ensight)
     }
 
     /// Whether `info` can be written to this stream without reopening it.
     pub(crate) fn accepts(&self, info: &gst_video::VideoInfo) -> bool {
         match self {
             Output::Ensight(e) => e.accepts(info),
+            Output::Native(n) => n.accepts(info),
         }
     }
 
@@ -45,11 +51,12 @@ impl Output {
     pub(crate) fn write(
         &mut self,
         frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
-        _age: Option<Duration>,
-        _fps: gst::Fraction,
+        age: Option<Duration>,
+        fps: gst::Fraction,
     ) -> Result<Written, String> {
         match self {
             Output::Ensight(e) => e.write(frame),
+            Output::Native(n) => n.write(frame, age, fps),
         }
     }
 
@@ -57,6 +64,7 @@ impl Output {
     pub(crate) fn created(&self) -> Option<&Path> {
         match self {
             Output::Ensight(e) => e.created.as_deref(),
+            Output::Native(n) => n.created(),
         }
     }
 }

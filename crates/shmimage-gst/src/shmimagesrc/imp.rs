@@ -12,7 +12,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use super::input::{Input, PullError, Pulled};
+use super::input::{Input, PullError, Pulled, ReadOptions};
 use crate::{caps, clock};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -24,17 +24,27 @@ const SLICE: Duration = Duration::from_millis(50);
 
 const DEFAULT_WAIT_FOR_WRITER: bool = false;
 const DEFAULT_STATS_INTERVAL_MS: u32 = 1000;
+const DEFAULT_LOSSLESS: bool = false;
+const DEFAULT_MAX_HELD_SLOTS: u32 = 2;
 
 #[derive(Debug, Clone)]
 struct Settings {
     path: Option<PathBuf>,
     wait_for_writer: bool,
     stats_interval_ms: u32,
+    lossless: bool,
+    max_held_slots: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { path: None, wait_for_writer: DEFAULT_WAIT_FOR_WRITER, stats_interval_ms: DEFAULT_STATS_INTERVAL_MS }
+        Settings {
+            path: None,
+            wait_for_writer: DEFAULT_WAIT_FOR_WRITER,
+            stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+            lossless: DEFAULT_LOSSLESS,
+            max_held_slots: DEFAULT_MAX_HELD_SLOTS,
+        }
     }
 }
 
@@ -46,6 +56,8 @@ struct Stats {
     skipped: u64,
     renegotiations: u64,
     writer_restarts: u64,
+    /// Native: slots held by buffers downstream now.
+    held_slots: u64,
 }
 
 #[derive(Debug)]
@@ -64,6 +76,8 @@ pub struct ShmImageSrc {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     flushing: AtomicBool,
+    /// Downstream reads GstVideoMeta (decided at allocation).
+    meta_ok: AtomicBool,
 }
 
 impl ShmImageSrc {
@@ -76,12 +90,12 @@ impl ShmImageSrc {
     }
 
     /// Open the stream, waiting for it to appear while `wait_for_writer`.
-    fn open(&self, path: &std::path::Path, wait: bool) -> Result<Option<Input>, gst::FlowError> {
+    fn open(&self, path: &std::path::Path, wait: bool, o: ReadOptions) -> Result<Option<Input>, gst::FlowError> {
         loop {
             if self.flushing.load(Ordering::Acquire) {
                 return Err(gst::FlowError::Flushing);
             }
-            match Input::open(path) {
+            match Input::open(path, o) {
                 Ok(i) => {
                     gst::info!(CAT, imp = self, "reading {} ({})", path.display(), i.protocol());
                     return Ok(Some(i));
@@ -105,9 +119,10 @@ impl ShmImageSrc {
 
     /// Block (in slices, so a flush ends it) until a frame comes.
     fn next_frame(&self) -> Result<Pulled, gst::FlowError> {
-        let (path, wait_for_writer) = {
+        let (path, wait_for_writer, options) = {
             let s = self.settings();
-            (s.path.clone(), s.wait_for_writer)
+            let o = ReadOptions { lossless: s.lossless, max_held: s.max_held_slots as usize };
+            (s.path.clone(), s.wait_for_writer, o)
         };
         let Some(path) = path else {
             gst::element_imp_error!(self, gst::ResourceError::NotFound, ("No stream: set the path property"));
@@ -123,14 +138,14 @@ impl ShmImageSrc {
                 Some(i) => i,
                 None => {
                     drop(guard);
-                    let opened = self.open(&path, wait_for_writer)?;
+                    let opened = self.open(&path, wait_for_writer, options)?;
                     let mut guard = self.state();
                     let Some(state) = guard.as_mut() else { return Err(gst::FlowError::Flushing) };
                     state.input = opened;
                     continue;
                 }
             };
-            match input.pull(SLICE) {
+            match input.pull(SLICE, self.meta_ok.load(Ordering::Acquire)) {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => continue,
                 Err(PullError::WriterGone(why)) if wait_for_writer => {
@@ -178,7 +193,8 @@ impl ShmImageSrc {
             .field("copied", stats.copied)
             .field("skipped", stats.skipped)
             .field("renegotiations", stats.renegotiations)
-            .field("writer-restarts", stats.writer_restarts);
+            .field("writer-restarts", stats.writer_restarts)
+            .field("held-slots", stats.held_slots);
         if let Some(info) = info {
             b = b.field("format", info.format().to_str()).field("width", info.width()).field("height", info.height());
         }
@@ -217,6 +233,26 @@ impl ObjectImpl for ShmImageSrc {
                     .default_value(DEFAULT_STATS_INTERVAL_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("lossless")
+                    .nick("Lossless")
+                    .blurb(
+                        "Native streams: take every frame in order (the writer waits for this reader, up to its \
+                         lossless wait) instead of the newest one",
+                    )
+                    .default_value(DEFAULT_LOSSLESS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-held-slots")
+                    .nick("Max held slots")
+                    .blurb(
+                        "Native streams: how many frames downstream may hold in the stream's own memory (zero copy) \
+                         at once; further frames are copied, so the writer never runs out of slots",
+                    )
+                    .minimum(0)
+                    .maximum(64)
+                    .default_value(DEFAULT_MAX_HELD_SLOTS)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -228,6 +264,8 @@ impl ObjectImpl for ShmImageSrc {
             "path" => s.path = value.get::<Option<String>>().ok().flatten().map(PathBuf::from),
             "wait-for-writer" => s.wait_for_writer = value.get().unwrap_or(DEFAULT_WAIT_FOR_WRITER),
             "stats-interval" => s.stats_interval_ms = value.get().unwrap_or(DEFAULT_STATS_INTERVAL_MS),
+            "lossless" => s.lossless = value.get().unwrap_or(DEFAULT_LOSSLESS),
+            "max-held-slots" => s.max_held_slots = value.get().unwrap_or(DEFAULT_MAX_HELD_SLOTS),
             other => gst::warning!(CAT, imp = self, "no property {other}"),
         }
     }
@@ -238,6 +276,8 @@ impl ObjectImpl for ShmImageSrc {
             "path" => s.path.as_ref().map(|p| p.display().to_string()).to_value(),
             "wait-for-writer" => s.wait_for_writer.to_value(),
             "stats-interval" => s.stats_interval_ms.to_value(),
+            "lossless" => s.lossless.to_value(),
+            "max-held-slots" => s.max_held_slots.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -326,6 +366,13 @@ impl BaseSrcImpl for ShmImageSrc {
         Ok(())
     }
 
+    fn decide_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
+        let ok = query.find_allocation_meta::<gst_video::VideoMeta>().is_some();
+        gst::debug!(CAT, imp = self, "downstream reads video meta: {ok}");
+        self.meta_ok.store(ok, Ordering::Release);
+        self.parent_decide_allocation(query)
+    }
+
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         self.flushing.store(true, Ordering::Release);
         Ok(())
@@ -387,6 +434,9 @@ impl PushSrcImpl for ShmImageSrc {
             state.last_pts = pts.or(state.last_pts);
             state.stats.frames += 1;
             state.stats.copied += u64::from(frame.copied);
+            if let Some((_, held)) = state.input.as_ref().and_then(|i| i.native_stats()) {
+                state.stats.held_slots = held as u64;
+            }
             let interval = u64::from(self.settings().stats_interval_ms);
             if interval > 0 && state.last_stats.elapsed() >= Duration::from_millis(interval) {
                 state.last_stats = Instant::now();

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use gst_video::prelude::*;
-use shmimage::{Client, ClientOptions, Error};
+use shmimage::{Client, ClientOptions, Error, Protocol};
+
+use super::native_input::Native;
 
 /// One frame, ready to push.
 #[derive(Debug)]
@@ -30,29 +32,55 @@ pub(crate) enum PullError {
     Failed(String),
 }
 
+/// How to read a stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadOptions {
+    /// Native: take every frame (the writer waits for this reader).
+    pub lossless: bool,
+    /// Native: slots lent to buffers downstream at once before frames are
+    /// copied instead, so the writer always has slots to write into.
+    pub max_held: usize,
+}
+
 /// An open stream.
 #[derive(Debug)]
 pub(crate) enum Input {
     Ensight(Ensight),
+    Native(Native),
 }
 
 impl Input {
-    /// Open the stream at `path` as a reader.
-    pub(crate) fn open(path: &Path) -> Result<Input, String> {
-        Ensight::open(path).map(Input::Ensight)
-    }
-
-    /// Wait up to `wait` for the next frame; `Ok(None)` when none came.
-    pub(crate) fn pull(&mut self, wait: Duration) -> Result<Option<Pulled>, PullError> {
-        match self {
-            Input::Ensight(e) => e.pull(wait),
+    /// Open the stream at `path` as a reader, in the protocol its file holds.
+    pub(crate) fn open(path: &Path, o: ReadOptions) -> Result<Input, String> {
+        match shmimage::detect_protocol(path).map_err(|e| e.to_string())? {
+            Protocol::Native => Native::open(path, o.lossless, o.max_held).map(Input::Native),
+            Protocol::Ensight1 => Ensight::open(path).map(Input::Ensight),
         }
     }
 
-    /// Whether the stream is the EnSight 1.0 format.
+    /// Wait up to `wait` for the next frame; `Ok(None)` when none came.
+    /// `meta_ok`: downstream reads GstVideoMeta, so padded rows need no copy.
+    pub(crate) fn pull(&mut self, wait: Duration, meta_ok: bool) -> Result<Option<Pulled>, PullError> {
+        match self {
+            Input::Ensight(e) => e.pull(wait),
+            Input::Native(n) => n.pull(wait, meta_ok),
+        }
+    }
+
+    /// The stream's protocol, for logs and messages.
     pub(crate) fn protocol(&self) -> &'static str {
         match self {
             Input::Ensight(_) => "ensight-1.0",
+            Input::Native(_) => "native",
+        }
+    }
+
+    /// Frames the writer published that this reader skipped, and slots
+    /// held downstream now (native only).
+    pub(crate) fn native_stats(&self) -> Option<(u64, usize)> {
+        match self {
+            Input::Ensight(_) => None,
+            Input::Native(n) => Some(n.stats()),
         }
     }
 }

@@ -6,6 +6,7 @@ use gst::prelude::*;
 
 mod imp;
 mod input;
+mod native_input;
 
 glib::wrapper! {
     /// The `shmimagesrc` element.
