@@ -66,6 +66,8 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     last_sequence: Option<u64>,
     last_pts: Option<gst::ClockTime>,
+    /// The writer went away and no frame came since.
+    writer_lost: bool,
     stats: Stats,
     last_stats: Instant,
 }
@@ -146,16 +148,26 @@ impl ShmImageSrc {
                 }
             };
             match input.pull(SLICE, self.meta_ok.load(Ordering::Acquire)) {
-                Ok(Some(frame)) => return Ok(frame),
+                Ok(Some(frame)) => {
+                    state.writer_lost = false;
+                    return Ok(frame);
+                }
                 Ok(None) => continue,
                 Err(PullError::WriterGone(why)) if wait_for_writer => {
-                    gst::info!(CAT, imp = self, "writer gone ({why}); waiting for a new one");
+                    // Open the path again while waiting: a new writer may
+                    // have made a new file there. Say so once per loss.
                     state.input = None;
                     state.last_sequence = None;
                     state.last_pts = None;
-                    state.stats.writer_restarts += 1;
+                    let first = !std::mem::replace(&mut state.writer_lost, true);
+                    if first {
+                        state.stats.writer_restarts += 1;
+                    }
                     drop(guard);
-                    self.post_writer_message("shmimagesrc-writer-gone", &why);
+                    if first {
+                        gst::info!(CAT, imp = self, "writer gone ({why}); waiting for a new one");
+                        self.post_writer_message("shmimagesrc-writer-gone", &why);
+                    }
                     std::thread::sleep(SLICE);
                 }
                 Err(PullError::WriterGone(why)) => {
@@ -334,6 +346,7 @@ impl BaseSrcImpl for ShmImageSrc {
             info: None,
             last_sequence: None,
             last_pts: None,
+            writer_lost: false,
             stats: Stats::default(),
             last_stats: Instant::now(),
         });
