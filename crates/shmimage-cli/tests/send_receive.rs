@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shmimage::{Client, ClientOptions, Server, ServerOptions, StreamFile};
+use shmimage::native::{self, FrameDesc, PixelFormat, ReaderOptions, WriterOptions};
+use shmimage::{Client, ClientOptions};
 
 /// H.264 frames must be at least this close to what was sent.
 const MIN_PSNR_DB: f64 = 30.0;
@@ -95,7 +96,12 @@ fn pattern(n: u32) -> Vec<u8> {
     v
 }
 
-/// A 1.0 writer thread publishing `pattern(n)` every 20 ms until dropped.
+/// How long ago the writer says its frames were captured: far enough that
+/// a receiver stamping its own time instead is caught.
+const CAPTURED_AGO: Duration = Duration::from_secs(30);
+
+/// A native writer thread publishing `pattern(n)` every 20 ms until dropped,
+/// each frame stamped as captured `CAPTURED_AGO` before it is written.
 struct Writer {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -103,15 +109,35 @@ struct Writer {
 
 impl Writer {
     fn start(path: &Path) -> Writer {
-        StreamFile::create_at(path, shmimage::layout::file_len_for_frame(W, H).unwrap()).unwrap();
-        let mut server = Server::create(path, ServerOptions::default()).unwrap();
+        Writer::start_as(path, PixelFormat::Rgb8)
+    }
+
+    /// RGB frames are `pattern(n)`; other formats' planes hold `plane_pattern`.
+    fn start_as(path: &Path, format: PixelFormat) -> Writer {
+        let options = WriterOptions::for_frame(format, W, H).unwrap();
+        let writer = native::Writer::create(path, &options).unwrap();
+        let desc = FrameDesc::new(format, W, H).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
+            let ago = CAPTURED_AGO.as_nanos() as u64;
             let mut n = 0u32;
             while !s.load(Ordering::Relaxed) {
                 n = n.wrapping_add(1);
-                let _ = server.put_frame(n, W, H, &pattern(n % 200));
+                let Ok(mut loan) = writer.loan(&desc, Some(Duration::from_millis(100))) else { continue };
+                for (i, p) in desc.planes().iter().enumerate() {
+                    let px = if format == PixelFormat::Rgb8 { pattern(n % 200) } else { plane_pattern(n % 200, i, p) };
+                    let dst = loan.plane_mut(i).unwrap();
+                    for (r, row) in px.chunks(p.row_bytes as usize).enumerate() {
+                        let stride = p.stride as usize;
+                        dst[r * stride..r * stride + row.len()].copy_from_slice(row);
+                    }
+                }
+                loan.set_capture_time(
+                    native::now_mono_ns().saturating_sub(ago),
+                    native::now_real_ns().saturating_sub(ago),
+                );
+                let _ = loan.commit();
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
@@ -128,9 +154,53 @@ impl Drop for Writer {
     }
 }
 
-/// Read `n` frames (RGB) from the stream at `path`, connecting again if the
-/// receiver restarts it; gives up after `limit`.
-fn read_frames(path: &Path, n: usize, limit: Duration) -> Vec<(u32, u32, Vec<u8>)> {
+/// Unpadded bytes of plane `i` of frame `n` (any format but RGB).
+fn plane_pattern(n: u32, i: usize, p: &native::Plane) -> Vec<u8> {
+    let mut v = Vec::new();
+    for y in 0..p.rows {
+        for x in 0..p.row_bytes {
+            v.push((x * 3 + y * 5 + n * 7 + i as u32 * 11) as u8);
+        }
+    }
+    v
+}
+
+/// A received frame: format, size, planes' rows unpadded, capture time (CLOCK_REALTIME ns).
+type Got = (PixelFormat, u32, u32, Vec<u8>, u64);
+
+/// Read `n` frames from the native stream at `path` (RGB rows unpadded),
+/// opening it again if the receiver makes it anew; gives up after `limit`.
+fn read_frames(path: &Path, n: usize, limit: Duration) -> Vec<Got> {
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < end {
+        let Ok(reader) = native::Reader::open(path, &ReaderOptions::default()) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        while got.len() < n && Instant::now() < end {
+            match reader.read(Some(Duration::from_millis(200))) {
+                Ok(f) => {
+                    let mut px = Vec::new();
+                    for (i, p) in f.desc().planes().iter().enumerate() {
+                        let plane = f.plane(i).unwrap();
+                        for r in 0..p.rows as usize {
+                            let start = r * p.stride as usize;
+                            px.extend_from_slice(&plane[start..start + p.row_bytes as usize]);
+                        }
+                    }
+                    got.push((f.format(), f.width(), f.height(), px, f.timestamps().capture_real_ns));
+                }
+                Err(native::Error::NoFrameAvailable) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    got
+}
+
+/// Read `n` frames from the 1.0 stream at `path`.
+fn read_ensight_frames(path: &Path, n: usize, limit: Duration) -> Vec<(u32, u32, Vec<u8>)> {
     let end = Instant::now() + limit;
     let mut got = Vec::new();
     while got.len() < n && Instant::now() < end {
@@ -172,16 +242,10 @@ fn setup() -> Setup {
     Setup { sent, received, port: free_port().to_string(), _dir: dir }
 }
 
-fn receiver(s: &Setup) -> Proc {
-    let r = Proc::spawn(&[
-        "receive",
-        s.received.to_str().unwrap(),
-        "--listen",
-        &s.port,
-        "--bind",
-        "127.0.0.1",
-        "--ensight",
-    ]);
+fn receiver(s: &Setup, extra: &[&str]) -> Proc {
+    let mut args = vec!["receive", s.received.to_str().unwrap(), "--listen", &s.port, "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let r = Proc::spawn(&args);
     assert!(r.wait_for("listening", Duration::from_secs(20)), "receiver: {}", r.log());
     r
 }
@@ -195,10 +259,50 @@ fn sender(s: &Setup, codec: &str) -> Proc {
 fn raw_rtp_delivers_pixel_exact_frames() {
     let s = setup();
     let _writer = Writer::start(&s.sent);
-    let r = receiver(&s);
+    let r = receiver(&s, &[]);
     let _tx = sender(&s, "raw");
     let frames = read_frames(&s.received, 20, Duration::from_secs(60));
     assert_eq!(frames.len(), 20, "receiver: {}", r.log());
+    let reference: Vec<Vec<u8>> = (0..200).map(pattern).collect();
+    let now = native::now_real_ns();
+    for (format, w, h, px, captured) in &frames {
+        assert_eq!((*format, *w, *h), (PixelFormat::Rgb8, W, H));
+        assert!(reference.iter().any(|r| r == px), "a received frame matches no sent frame");
+        // The sender's capture time came along, not the time of arrival
+        // (half the margin allows for transit on a loaded machine).
+        let ago = Duration::from_nanos(now.saturating_sub(*captured));
+        assert!(ago.abs_diff(CAPTURED_AGO) < CAPTURED_AGO / 2, "captured {ago:?} ago, sent as {CAPTURED_AGO:?}");
+    }
+}
+
+/// NV12 travels as I420 (what rtpvrawpay carries) and is written as NV12
+/// again, pixel-exact.
+#[test]
+fn raw_rtp_restores_the_senders_format() {
+    let s = setup();
+    let _writer = Writer::start_as(&s.sent, PixelFormat::Nv12);
+    let r = receiver(&s, &[]);
+    let _tx = sender(&s, "raw");
+    let frames = read_frames(&s.received, 10, Duration::from_secs(60));
+    assert_eq!(frames.len(), 10, "receiver: {}", r.log());
+    let desc = FrameDesc::new(PixelFormat::Nv12, W, H).unwrap();
+    let reference: Vec<Vec<u8>> = (0..200)
+        .map(|n| desc.planes().iter().enumerate().flat_map(|(i, p)| plane_pattern(n, i, p)).collect())
+        .collect();
+    for (format, w, h, px, _) in &frames {
+        assert_eq!((*format, *w, *h), (PixelFormat::Nv12, W, H));
+        assert!(reference.iter().any(|r| r == px), "a received frame matches no sent frame");
+    }
+}
+
+#[test]
+fn receive_ensight_writes_a_1_0_stream() {
+    let s = setup();
+    let _writer = Writer::start(&s.sent);
+    let r = receiver(&s, &["--ensight"]);
+    let _tx = sender(&s, "raw");
+    let frames = read_ensight_frames(&s.received, 10, Duration::from_secs(60));
+    assert_eq!(frames.len(), 10, "receiver: {}", r.log());
     let reference: Vec<Vec<u8>> = (0..200).map(pattern).collect();
     for (w, h, px) in &frames {
         assert_eq!((*w, *h), (W, H));
@@ -210,14 +314,14 @@ fn raw_rtp_delivers_pixel_exact_frames() {
 fn h264_delivers_frames_above_the_stated_psnr() {
     let s = setup();
     let _writer = Writer::start(&s.sent);
-    let r = receiver(&s);
+    let r = receiver(&s, &[]);
     let _tx = sender(&s, "h264");
     let frames = read_frames(&s.received, 20, Duration::from_secs(60));
     assert_eq!(frames.len(), 20, "receiver: {}", r.log());
     let reference: Vec<Vec<u8>> = (0..200).map(pattern).collect();
     let mut worst = f64::INFINITY;
-    for (w, h, px) in &frames {
-        assert_eq!((*w, *h), (W, H));
+    for (format, w, h, px, _) in &frames {
+        assert_eq!((*format, *w, *h), (PixelFormat::Rgb8, W, H), "the sender's format is restored");
         let best = reference.iter().map(|r| psnr(r, px)).fold(0.0, f64::max);
         assert!(best >= MIN_PSNR_DB, "PSNR {best:.1} dB < {MIN_PSNR_DB} dB");
         worst = worst.min(best);
@@ -229,7 +333,7 @@ fn h264_delivers_frames_above_the_stated_psnr() {
 fn a_killed_sender_is_reported_and_a_restarted_one_resumes() {
     let s = setup();
     let _writer = Writer::start(&s.sent);
-    let r = receiver(&s);
+    let r = receiver(&s, &[]);
     let mut tx = sender(&s, "raw");
     assert_eq!(read_frames(&s.received, 5, Duration::from_secs(60)).len(), 5, "receiver: {}", r.log());
     tx.kill9();

@@ -6,6 +6,10 @@
 //! GDP carries the caps (size, format, rate, and the RTP parameters the
 //! depayloader needs) and each packet's timestamp; TCP makes the raw path
 //! lossless and tells the receiver at once when the sender is gone.
+//! The stream's pixel format travels as a field of the RTP caps
+//! (`x-shmimage-format`, set by `capssetter`), so the receiver converts back
+//! to it: a stream in NV12 or GRAY8 arrives in NV12 or GRAY8 whatever the wire
+//! carried.
 //! Both ends run on the system's real-time clock with base time 0, so a
 //! buffer's running time is the frame's capture time on the wall clock and
 //! the receiver writes the sender's capture times into its stream.
@@ -71,7 +75,7 @@ fn path_arg(p: &Path) -> String {
 /// The sender's pipeline in gst-launch-1.0 syntax.
 pub fn send_pipeline(o: &SendOptions) -> String {
     let src = format!(
-        "shmimagesrc path={} wait-for-writer={} ! queue max-size-buffers=2 leaky=downstream",
+        "shmimagesrc name=src path={} wait-for-writer={} ! queue max-size-buffers=2 leaky=downstream",
         path_arg(&o.stream),
         o.wait_for_writer
     );
@@ -83,14 +87,21 @@ pub fn send_pipeline(o: &SendOptions) -> String {
             o.bitrate_kbps
         ),
     };
-    format!("{src} ! {encode} ! gdppay ! tcpclientsink host={} port={} sync=false", quoted(&o.host), o.port)
+    format!(
+        "{src} ! {encode} ! capssetter name=tag join=true caps=application/x-rtp ! gdppay ! \
+         tcpclientsink host={} port={} sync=false",
+        quoted(&o.host),
+        o.port
+    )
 }
 
 /// The receiver's pipeline in gst-launch-1.0 syntax (decodebin picks the
 /// depayloader and decoder from the caps the sender sent).
 pub fn receive_pipeline(o: &ReceiveOptions) -> String {
+    // A 1.0 stream is RGB whatever the sender's format: no format to restore.
+    let restore = if o.ensight { "" } else { "capsfilter name=fmt ! " };
     format!(
-        "tcpserversrc host={} port={} ! gdpdepay ! decodebin ! videoconvert ! \
+        "tcpserversrc host={} port={} ! gdpdepay name=depay ! decodebin ! videoconvert ! {restore}\
          shmimagesink path={} ensight={} remove-on-stop=false sync=false",
         quoted(&o.bind),
         o.port,
@@ -125,9 +136,59 @@ pub fn run(
     pipeline.use_clock(Some(&clock));
     pipeline.set_start_time(gst::ClockTime::NONE);
     pipeline.set_base_time(gst::ClockTime::ZERO);
+    tag_formats(&pipeline);
     let result = play(&pipeline, stop, on_element);
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// The caps field naming the stream's pixel format on the wire.
+const FORMAT_FIELD: &str = "x-shmimage-format";
+
+/// Sender (elements `src` and `tag`): put the stream's format into the RTP
+/// caps. Receiver (`depay` and `fmt`): convert decoded frames back to it.
+/// Pipelines without those elements are left alone.
+fn tag_formats(pipeline: &gst::Pipeline) {
+    let on_caps = |pad: &gst::Pad, f: Box<dyn Fn(&gst::CapsRef) + Send + Sync>| {
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                if let gst::EventView::Caps(c) = ev.view() {
+                    f(c.caps());
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    };
+    if let (Some(src), Some(tag)) = (pipeline.by_name("src"), pipeline.by_name("tag")) {
+        if let Some(pad) = src.static_pad("src") {
+            on_caps(
+                &pad,
+                Box::new(move |caps| {
+                    let format = caps.structure(0).and_then(|s| s.get::<String>("format").ok());
+                    if let Some(format) = format {
+                        let tagged = gst::Caps::builder("application/x-rtp").field(FORMAT_FIELD, format).build();
+                        tag.set_property("caps", &tagged);
+                    }
+                }),
+            );
+        }
+    }
+    if let (Some(depay), Some(fmt)) = (pipeline.by_name("depay"), pipeline.by_name("fmt")) {
+        if let Some(pad) = depay.static_pad("src") {
+            on_caps(
+                &pad,
+                Box::new(move |caps| {
+                    let format = caps.structure(0).and_then(|s| s.get::<String>(FORMAT_FIELD).ok());
+                    let known = format.filter(|f| crate::caps::NATIVE_FORMATS.iter().any(|v| v.to_str() == f.as_str()));
+                    let wanted = match known {
+                        Some(f) => gst::Caps::builder("video/x-raw").field("format", f).build(),
+                        None => gst::Caps::new_any(),
+                    };
+                    fmt.set_property("caps", &wanted);
+                }),
+            );
+        }
+    }
 }
 
 fn play(
