@@ -13,25 +13,30 @@ use common::{child_args, collect, rgb_pattern, shm_dir, spawn_child};
 const CHILD: &str = "child_paced_writer";
 const FRAMES: u32 = 60;
 
-/// (child) A 1.0 writer that publishes each frame only once the reader has
-/// taken the one before, so the reader sees every frame.
+/// (child) A native writer that starts once a reader is there and then
+/// publishes `FRAMES` I420 frames 20 ms apart; the reader is lossless, so
+/// it gets every one (the writer waits for it if it falls behind).
 #[test]
 fn child_paced_writer() {
+    use shmimage::native::{FrameDesc, FrameInfo, PixelFormat, Writer, WriterOptions};
     let Some(path) = child_args(CHILD) else { return };
     let (w, h) = (320, 240);
-    shmimage::StreamFile::create_at(&path, shmimage::layout::file_len_for_frame(w, h).unwrap()).unwrap();
-    let mut server = shmimage::Server::create(&path, shmimage::ServerOptions::default()).unwrap();
-    server.wait_for_client(Duration::from_secs(30)).unwrap();
-    for n in 1..=FRAMES + 5 {
-        // The reader leaves after its frames: the errors then end this.
-        if server.wait_for_buffer(Duration::from_secs(30)).is_err()
-            || server.put_frame(n, w, h, &rgb_pattern(n, w, h)).is_err()
-            || !server.wait_until_taken(Duration::from_secs(30)).unwrap_or(false)
-        {
-            return;
-        }
-        // The source timestamps frames as they come: 20 ms apart.
+    let mut options = WriterOptions::for_frame(PixelFormat::I420, w, h).unwrap();
+    options.lossless_wait = Some(Duration::from_secs(30));
+    let writer = Writer::create(&path, &options).unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while writer.readers().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let desc = FrameDesc::packed(PixelFormat::I420, w, h).unwrap();
+    for n in 1..=FRAMES {
+        let pixels = rgb_pattern(n, w, h);
+        writer.put(&desc, &pixels[..desc.len() as usize], &FrameInfo::default()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stay until the reader has left, so it never sees the writer die.
+    while !writer.readers().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -47,7 +52,7 @@ fn recording_a_stream_to_mp4_gives_every_frame() {
     let mp4 = dir.path().join("out.mp4");
     let _writer = spawn_child(CHILD, path.to_str().unwrap());
     let record = format!(
-        "shmimagesrc path={} wait-for-writer=true num-buffers={FRAMES} ! videoconvert ! x264enc tune=zerolatency \
+        "shmimagesrc path={} wait-for-writer=true lossless=true num-buffers={FRAMES} ! videoconvert ! x264enc tune=zerolatency \
          speed-preset=ultrafast ! mp4mux ! filesink location={}",
         path.display(),
         mp4.display()
