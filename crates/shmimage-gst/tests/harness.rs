@@ -110,3 +110,41 @@ fn sink_writes_layout_framerate_and_capture_times() {
         }
     }
 }
+
+/// Upstream that reads GstVideoMeta draws straight into the stream's slots:
+/// no frame is copied, at GStreamer's own layout or the stream's padded one.
+#[test]
+fn sink_lets_upstream_draw_into_slots() {
+    common::init();
+    let dir = shm_dir();
+    for (i, caps) in
+        ["format=I420,width=640,height=480", "format=RGB,width=322,height=241", "format=NV12,width=100,height=51"]
+            .iter()
+            .enumerate()
+    {
+        let path = dir.path().join(format!("stream{i}"));
+        let desc = format!(
+            "videotestsrc num-buffers=30 ! video/x-raw,{caps},framerate=30/1 ! shmimagesink path={} sync=false",
+            path.display()
+        );
+        let pipeline = gst::parse::launch(&desc).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let mut last = None;
+        while let Some(m) = bus.timed_pop(gst::ClockTime::from_seconds(30)) {
+            match m.view() {
+                gst::MessageView::Eos(_) => break,
+                gst::MessageView::Error(e) => panic!("{caps}: {}", e.error()),
+                gst::MessageView::Element(e) => {
+                    let s = e.structure().unwrap();
+                    if s.name() == "shmimagesink-stats" {
+                        last = Some((s.get::<u64>("frames").unwrap(), s.get::<u64>("in-place").unwrap()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(last, Some((30, 30)), "{caps}: (frames, in place)");
+    }
+}

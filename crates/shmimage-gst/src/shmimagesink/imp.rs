@@ -85,6 +85,34 @@ impl ShmImageSink {
         clock::age_of_running_time(&*obj, rt)
     }
 
+    /// The open output, opened (or created) for `info` if needed.
+    fn ensure_output<'a>(
+        &self,
+        state: &'a mut State,
+        info: &gst_video::VideoInfo,
+    ) -> Result<&'a mut Output, gst::FlowError> {
+        if state.output.is_none() {
+            let (path, ensight, slots) = {
+                let s = self.settings();
+                (s.path.clone(), s.ensight, s.slots)
+            };
+            let path = path.ok_or(gst::FlowError::Error)?;
+            match Output::open(&path, info, ensight, slots) {
+                Ok(o) => state.output = Some(o),
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot write the stream {}", path.display()),
+                        ["{e}"]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+        state.output.as_mut().ok_or(gst::FlowError::Error)
+    }
+
     fn post_stats(&self, stats: Stats) {
         let s = gst::Structure::builder("shmimagesink-stats")
             .field("frames", stats.frames)
@@ -157,6 +185,13 @@ impl ObjectImpl for ShmImageSink {
             "slots" => s.slots = value.get().unwrap_or(DEFAULT_SLOTS),
             other => gst::warning!(CAT, imp = self, "no property {other}"),
         }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // A lent slot is published when its buffer is released: keeping the
+        // last sample would hold every frame back by one.
+        self.obj().set_enable_last_sample(false);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -256,18 +291,50 @@ impl BaseSinkImpl for ShmImageSink {
         Ok(())
     }
 
+    /// The final tallies go out at end of stream, whatever the interval.
+    fn event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            let stats = self.state().as_ref().map(|s| s.stats);
+            if let Some(stats) = stats {
+                self.post_stats(stats);
+            }
+        }
+        self.parent_event(event)
+    }
+
     fn propose_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
         // Frames are read through GstVideoFrame, which honours the meta's
         // strides and offsets, so upstream may pad its rows.
         query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        let (caps, need_pool) = query.get_owned();
+        let ensight = self.settings().ensight;
+        if let (Some(caps), true, false) = (caps, need_pool, ensight) {
+            if let Ok(info) = gst_video::VideoInfo::from_caps(&caps) {
+                let mut guard = self.state();
+                let lender = guard
+                    .as_mut()
+                    .and_then(|state| self.ensure_output(state, &info).ok())
+                    .filter(|o| o.accepts(&info))
+                    .and_then(|o| o.native().map(|n| n.lender()));
+                drop(guard);
+                if let Some((writer, loans)) = lender {
+                    let pool = glib::Object::new::<super::SlotPoolObj>();
+                    pool.imp().set_target(writer, loans);
+                    let mut config = pool.config();
+                    config.set_params(Some(&caps), info.size() as u32, 0, 0);
+                    config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META.as_str());
+                    if pool.set_config(config).is_ok() {
+                        gst::debug!(CAT, imp = self, "offering the stream's slots to draw into");
+                        query.add_allocation_pool(Some(&pool), info.size() as u32, 0, 0);
+                    }
+                }
+            }
+        }
         self.parent_propose_allocation(query)
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (path, ensight, interval, slots) = {
-            let s = self.settings();
-            (s.path.clone(), s.ensight, s.stats_interval_ms, s.slots)
-        };
+        let interval = self.settings().stats_interval_ms;
         let age = self.age(buffer);
         let mut post = None;
         {
@@ -278,23 +345,10 @@ impl BaseSinkImpl for ShmImageSink {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer as {:?}", info.format()));
                 gst::FlowError::Error
             })?;
-            if state.output.is_none() {
-                let path = path.ok_or(gst::FlowError::Error)?;
-                match Output::open(&path, &info, ensight, slots) {
-                    Ok(o) => state.output = Some(o),
-                    Err(e) => {
-                        gst::element_imp_error!(
-                            self,
-                            gst::ResourceError::OpenWrite,
-                            ("Cannot write the stream {}", path.display()),
-                            ["{e}"]
-                        );
-                        return Err(gst::FlowError::Error);
-                    }
-                }
-            }
-            let output = state.output.as_mut().ok_or(gst::FlowError::Error)?;
-            match output.write(&frame, age, info.fps()) {
+            let output = self.ensure_output(state, &info)?;
+            let in_place = output.native().is_some_and(|n| n.publish_lent(buffer, age, info.fps()));
+            let written = if in_place { Ok(Written::InPlace) } else { output.write(&frame, age, info.fps()) };
+            match written {
                 Ok(w) => {
                     state.stats.frames += 1;
                     match w {

@@ -17,3 +17,11 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(Some(plugin), "shmimagesink", gst::Rank::NONE, ShmImageSink::static_type())
 }
+
+mod pool;
+
+glib::wrapper! {
+    /// The buffer pool `shmimagesink` offers upstream: its buffers are the
+    /// stream's slots.
+    pub struct SlotPoolObj(ObjectSubclass<pool::SlotPool>) @extends gst::BufferPool, gst::Object;
+}

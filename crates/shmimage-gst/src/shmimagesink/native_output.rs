@@ -2,18 +2,22 @@
 //! its capture time and the frame rate in the metadata.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gst_video::prelude::*;
 use shmimage::native::{self, Error, FrameDesc, PixelFormat, Writer, WriterOptions};
 
 use super::output::Written;
+use super::pool::Loans;
 use crate::{caps, metadata};
 
 /// A native stream's writer.
 #[derive(Debug)]
 pub(crate) struct Native {
-    writer: Writer,
+    writer: Arc<Writer>,
+    /// Slots lent to upstream through the sink's buffer pool.
+    loans: Arc<Loans>,
     path: PathBuf,
     created: bool,
 }
@@ -38,7 +42,7 @@ impl Native {
         } else {
             (Writer::create(path, &options).map_err(|e| e.to_string())?, true)
         };
-        Ok(Native { writer, path: path.to_owned(), created })
+        Ok(Native { writer: Arc::new(writer), loans: Arc::default(), path: path.to_owned(), created })
     }
 
     /// Whether frames of `info` fit this stream's slots.
@@ -48,6 +52,16 @@ impl Native {
 
     pub(crate) fn created(&self) -> Option<&Path> {
         self.created.then_some(self.path.as_path())
+    }
+
+    /// The writer and the registry a slot pool lends from.
+    pub(crate) fn lender(&self) -> (Arc<Writer>, Arc<Loans>) {
+        (Arc::clone(&self.writer), Arc::clone(&self.loans))
+    }
+
+    /// Publish `buffer` in place if it is a slot this stream lent (no copy).
+    pub(crate) fn publish_lent(&self, buffer: &gst::BufferRef, age: Option<Duration>, fps: gst::Fraction) -> bool {
+        self.loans.publish(buffer, age.map(capture_of), metadata::for_framerate(fps))
     }
 
     /// Copy `frame` into a slot and publish it as captured `age` ago.
@@ -77,8 +91,8 @@ impl Native {
             }
         }
         if let Some(age) = age {
-            let ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
-            loan.set_capture_time(native::now_mono_ns().saturating_sub(ns), native::now_real_ns().saturating_sub(ns));
+            let (mono, real) = capture_of(age);
+            loan.set_capture_time(mono, real);
         }
         let meta = metadata::for_framerate(fps);
         if !meta.is_empty() {
@@ -87,4 +101,10 @@ impl Native {
         loan.commit().map_err(|e| e.to_string())?;
         Ok(Written::Copied)
     }
+}
+
+/// The capture time (CLOCK_MONOTONIC, CLOCK_REALTIME ns) of a frame `age` old.
+fn capture_of(age: Duration) -> (u64, u64) {
+    let ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+    (native::now_mono_ns().saturating_sub(ns), native::now_real_ns().saturating_sub(ns))
 }

@@ -47,6 +47,14 @@ impl Output {
         }
     }
 
+    /// The native stream, for lending its slots.
+    pub(crate) fn native(&self) -> Option<&Native> {
+        match self {
+            Output::Native(n) => Some(n),
+            Output::Ensight(_) => None,
+        }
+    }
+
     /// Write one frame captured `age` ago.
     pub(crate) fn write(
         &mut self,

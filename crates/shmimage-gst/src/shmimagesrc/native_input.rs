@@ -73,7 +73,11 @@ impl Native {
         let planes = desc.planes();
         let offsets: Vec<usize> = planes.iter().map(|p| p.offset as usize).collect();
         let strides: Vec<i32> = planes.iter().map(|p| p.stride as i32).collect();
-        let default_layout = offsets == info.offset()[..planes.len()] && strides == info.stride()[..planes.len()];
+        // Without a meta, downstream maps GStreamer's whole frame size; a
+        // slot ends with the last row's pixels (no padding after them).
+        let default_layout = offsets == info.offset()[..planes.len()]
+            && strides == info.stride()[..planes.len()]
+            && desc.len() >= info.size() as u64;
         let bottom_up = frame.flags() & flags::BOTTOM_UP != 0;
         let wrap = !bottom_up
             && (default_layout || meta_ok)
