@@ -45,17 +45,39 @@ fn cpu_of(pid: u32) -> f64 {
 struct Run {
     fps: f64,
     cpu_ms_per_frame: f64,
+    /// (frames copied, frames written) by the writing shmimagesink, and
+    /// (frames copied, frames pushed) by the reading shmimagesrc.
+    sink_copies: Option<(u64, u64)>,
+    src_copies: Option<(u64, u64)>,
+}
+
+/// `name=(guint64)N` in a printed structure.
+fn field(line: &str, name: &str) -> Option<u64> {
+    let rest = line.split(&format!("{name}=(guint64)")).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 fn measure(writer_args: &str, reader_desc: &str, seconds: f64) -> Run {
     let mut writer: Child = Command::new("gst-launch-1.0")
-        .args(["-q"])
+        .args(["-m"])
         .args(writer_args.split_whitespace())
         .env("GST_PLUGIN_PATH", plugin_dir())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let out = writer.stdout.take().unwrap();
+    let sink_stats = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut last = None;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("shmimagesink-stats") {
+                last = field(&line, "copied").zip(field(&line, "frames"));
+            }
+        }
+        last
+    });
     std::thread::sleep(Duration::from_millis(700));
     let pipeline = gst::parse::launch(reader_desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let frames = Arc::new(AtomicU64::new(0));
@@ -73,6 +95,12 @@ fn measure(writer_args: &str, reader_desc: &str, seconds: f64) -> Run {
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let (f1, dt) = (frames.load(Ordering::Relaxed), t0.elapsed().as_secs_f64());
     let (w1, r1) = (cpu_of(writer.id()), cpu_of(std::process::id()));
+    let mut src_copies = None;
+    while let Some(m) = pipeline.bus().unwrap().pop() {
+        if let Some(s) = m.structure().filter(|s| s.name() == "shmimagesrc-stats") {
+            src_copies = s.get::<u64>("copied").ok().zip(s.get::<u64>("frames").ok());
+        }
+    }
     pipeline.set_state(gst::State::Null).unwrap();
     // SIGINT lets shmsink remove its socket and shm area.
     // SAFETY: kill has no memory preconditions.
@@ -84,7 +112,8 @@ fn measure(writer_args: &str, reader_desc: &str, seconds: f64) -> Run {
     let _ = writer.kill();
     let _ = writer.wait();
     let n = (f1 - f0).max(1) as f64;
-    Run { fps: n / dt, cpu_ms_per_frame: ((w1 - w0) + (r1 - r0)) * 1000.0 / n }
+    let sink_copies = sink_stats.join().unwrap();
+    Run { fps: n / dt, cpu_ms_per_frame: ((w1 - w0) + (r1 - r0)) * 1000.0 / n, sink_copies, src_copies }
 }
 
 fn main() {
@@ -101,8 +130,8 @@ fn main() {
         let stream = dir.path().join(format!("stream-{name}"));
         let shm = format!("{}", stream.display());
         let ours = measure(
-            &format!("{src} ! shmimagesink path={shm} sync=false"),
-            &format!("shmimagesrc path={shm} ! fakesink name=out sync=false"),
+            &format!("{src} ! shmimagesink path={shm} sync=false stats-interval=200"),
+            &format!("shmimagesrc path={shm} stats-interval=200 ! fakesink name=out sync=false"),
             seconds,
         );
         let socket = dir.path().join(format!("socket-{name}"));
@@ -116,12 +145,19 @@ fn main() {
             &format!("shmsrc socket-path={} is-live=true ! {caps} ! fakesink name=out sync=false", socket.display()),
             seconds,
         );
+        let copies = |c: Option<(u64, u64)>| match c {
+            Some((copied, frames)) => format!("{copied} of {frames} frames copied"),
+            None => "?".into(),
+        };
         println!(
-            "| {name} | shmimagesink -> shmimagesrc | {:.0} | {:.2} | 1 (sink into slot) + 0 (src lends the slot) |",
-            ours.fps, ours.cpu_ms_per_frame
+            "| {name} | shmimagesink -> shmimagesrc | {:.0} | {:.2} | sink: {}; src: {} |",
+            ours.fps,
+            ours.cpu_ms_per_frame,
+            copies(ours.sink_copies),
+            copies(ours.src_copies)
         );
         println!(
-            "| {name} | shmsink -> shmsrc | {:.0} | {:.2} | 0 or 1 (sink: videotestsrc draws into shmsink's allocator when offered) + 0 |",
+            "| {name} | shmsink -> shmsrc | {:.0} | {:.2} | sink: 0 (videotestsrc draws into shmsink's shm allocator; 1 copy for memory from elsewhere); src: 0 |",
             theirs.fps, theirs.cpu_ms_per_frame
         );
     }

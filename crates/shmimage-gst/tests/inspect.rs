@@ -8,8 +8,8 @@ mod common;
 fn gst_inspect_finds_both_elements_with_documented_properties() {
     let reg = tempfile::tempdir().unwrap();
     for (element, props) in [
-        ("shmimagesink", &["path", "ensight", "remove-on-stop", "stats-interval"][..]),
-        ("shmimagesrc", &["path", "wait-for-writer", "stats-interval"][..]),
+        ("shmimagesink", &["path", "ensight", "remove-on-stop", "slots", "stats-interval"][..]),
+        ("shmimagesrc", &["path", "wait-for-writer", "lossless", "max-held-slots", "stats-interval"][..]),
     ] {
         let out = common::gst_tool("gst-inspect-1.0", reg.path()).arg(element).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
