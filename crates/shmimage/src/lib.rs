@@ -39,7 +39,7 @@ pub use inspect::{inspect, BufferView, Inspection, Inspector};
 pub use liveness::Liveness;
 pub use server::{DetachedLoan, Loan, Server, ServerOptions, ServerStats};
 pub use stream::{options, Stream};
-pub use unified::{detect_protocol, Protocol};
+pub use unified::{detect_protocol, ImageFrame, Protocol, Reader, Writer};
 
 /// The protocol's API version string (`IMAGESTREAM_API_VERSION`).
 pub const API_VERSION: &str = "1.0";

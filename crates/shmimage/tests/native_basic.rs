@@ -199,3 +199,31 @@ fn close_ends_a_wait_from_another_thread() {
     r.close();
     assert!(matches!(t.join().unwrap().unwrap_err(), shmimage::native::Error::Closed));
 }
+
+#[test]
+fn the_unified_api_reads_and_writes_both_formats() {
+    // 1.0: RGB8, packed, no metadata.
+    let f = StreamFile::for_frame(8, 4).unwrap();
+    let mut w = shmimage::Writer::open(f.path(), &WriterOptions::default()).unwrap();
+    let mut r = shmimage::Reader::open(f.path(), &ReaderOptions::default()).unwrap();
+    assert_eq!((w.protocol(), r.protocol()), (Protocol::Ensight1, Protocol::Ensight1));
+    let rgb = FrameDesc::packed(PixelFormat::Rgb8, 8, 4).unwrap();
+    let px: Vec<u8> = (0..96).collect();
+    let bgr = FrameDesc::packed(PixelFormat::Bgr8, 8, 4).unwrap();
+    assert_eq!(w.put(&bgr, &px, &FrameInfo::default()).unwrap_err().code(), -1);
+    assert_eq!(w.put(&rgb, &px, &FrameInfo::default()).unwrap(), 1);
+    let fr = r.read(SOON).unwrap();
+    assert_eq!((fr.format(), fr.width(), fr.height(), fr.stride(), fr.sequence()), (PixelFormat::Rgb8, 8, 4, 24, 1));
+    assert_eq!((fr.pixels(), fr.metadata()), (&px[..], &[][..]));
+    drop(fr);
+    // Native, through the same calls.
+    let d = dir();
+    let p = d.path().join("n");
+    let mut w = shmimage::Writer::create_native(&p, &opts(2, 4096)).unwrap();
+    let mut r = shmimage::Reader::open(&p, &ReaderOptions::default()).unwrap();
+    assert_eq!((w.protocol(), r.protocol()), (Protocol::Native, Protocol::Native));
+    let info = FrameInfo { metadata: b"m".to_vec(), ..Default::default() };
+    assert_eq!(w.put(&bgr, &px, &info).unwrap(), 1);
+    let fr = r.read(SOON).unwrap();
+    assert_eq!((fr.format(), fr.metadata(), fr.pixels()), (PixelFormat::Bgr8, &b"m"[..], &px[..]));
+}

@@ -22,8 +22,6 @@ pub struct ReaderOptions {
     /// Ask for every frame: the writer waits (bounded) for this reader before
     /// reusing a slot holding a frame it has not taken.
     pub lossless: bool,
-    /// Unified API only: accept an EnSight 1.0 file (the native API refuses one).
-    pub speak_ensight: bool,
 }
 
 #[derive(Debug, Default)]
