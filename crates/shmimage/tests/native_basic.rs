@@ -131,6 +131,9 @@ fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let infos = w.readers();
     assert_eq!(infos.len(), 2);
     assert!(infos.iter().any(|i| i.lossless && i.last_seq == 20 && i.missed == 1));
+    let ins = shmimage::native::inspect(&p).unwrap();
+    assert_eq!((ins.readers.len(), ins.latest, ins.slots, ins.epoch, ins.writer_alive), (2, 20, 3, 1, true));
+    assert_eq!(ins.slot_info.iter().filter(|s| s.sequence.is_some()).count(), 3);
 }
 
 #[test]
