@@ -205,6 +205,10 @@ impl Reader {
                     Some(t) => t,
                     None => return Ok(None),
                 }
+            } else if self.inner.lossless && !again {
+                // First read: the oldest frame committed since joining (it
+                // carries this reader's pending mark), else the newest.
+                self.first_for_lossless(latest).unwrap_or((latest, latest_slot))
             } else {
                 (latest, latest_slot)
             };
@@ -248,6 +252,20 @@ impl Reader {
         oldest
     }
 
+    fn first_for_lossless(&self, latest: u64) -> Option<(u64, u32)> {
+        let sh = &self.inner.sh;
+        let mut oldest: Option<(u64, u32)> = None;
+        for i in 0..sh.layout().slots() {
+            let w = sh.words(i);
+            let s = Word::load(w.seq);
+            let mine = Word::load(w.pending) & self.inner.bit != 0;
+            if mine && s != EMPTY && s != BUSY && s <= latest && oldest.is_none_or(|(o, _)| s < o) {
+                oldest = Some((s, i));
+            }
+        }
+        oldest
+    }
+
     /// Build the frame of held slot `i` carrying `seq`: validate its descriptor
     /// and account for it.
     fn frame(&self, st: &mut State, i: u32, seq: u64, again: bool) -> Result<ReadFrame> {
@@ -276,11 +294,7 @@ impl Reader {
             if self.inner.lossless {
                 // Done with this frame and any older one still marked for this reader.
                 for s in 0..sh.layout().slots() {
-                    let w = sh.words(s);
-                    let q = Word::load(w.seq);
-                    if q <= seq || q == BUSY {
-                        slot::take_pending(w, self.inner.bit);
-                    }
+                    slot::skip_pending(sh.words(s), self.inner.bit, |q| q <= seq);
                 }
             }
             let missed_before = if st.last_seq != 0 && seq > st.last_seq + 1 { seq - st.last_seq - 1 } else { 0 };
