@@ -482,7 +482,7 @@ impl ReadFrame {
 
 impl Drop for ReadFrame {
     fn drop(&mut self) {
-        if !self.reader.sh.in_owner() {
+        if !self.reader.sh.in_owner_fast() {
             return;
         }
         let mut st = self.reader.state.lock().unwrap_or_else(|p| p.into_inner());

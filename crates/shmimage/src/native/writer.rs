@@ -534,7 +534,7 @@ fn write_desc(sh: &Shared, i: u32, d: &FrameDesc, flags: u32, meta_len: u32, ts:
 
 impl Drop for WriteLoan {
     fn drop(&mut self) {
-        if self.done || !self.inner.sh.in_owner() {
+        if self.done || !self.inner.sh.in_owner_fast() {
             return;
         }
         slot::abandon(self.inner.sh.words(self.slot));
