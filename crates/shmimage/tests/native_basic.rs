@@ -107,7 +107,7 @@ fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let p = d.path().join("s");
     let o = WriterOptions { lossless_wait: Some(Duration::from_millis(50)), ..opts(3, 4096) };
     let w = Writer::create(&p, &o).unwrap();
-    let lossless = Reader::open(&p, &ReaderOptions { lossless: true, ..Default::default() }).unwrap();
+    let lossless = Reader::open(&p, &ReaderOptions { lossless: true }).unwrap();
     let newest = Reader::open(&p, &ReaderOptions::default()).unwrap();
     let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
     let put = |v: u8| w.put(&desc, &[v; 16], &FrameInfo::default()).unwrap();

@@ -206,12 +206,7 @@ fn many_reader_processes_one_lossless_zero_torn_and_in_order() {
             flags: if count == FRAMES { END } else { 0 },
             ..Default::default()
         };
-        let mut loan = loop {
-            match w.loan(&desc, LONG) {
-                Ok(l) => break l,
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let mut loan = w.loan(&desc, LONG).unwrap();
         loan.pixels_mut().copy_from_slice(&px);
         loan.set_metadata(&info.metadata).unwrap();
         loan.set_flags(info.flags);
