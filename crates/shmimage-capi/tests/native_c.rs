@@ -94,3 +94,86 @@ fn the_header_compiles_as_c_and_cpp_and_codes_have_strings() {
         assert!(st.success(), "{name}: {st}");
     }
 }
+
+/// Every code and format the header defines has the engine's value, and the
+/// structs have the same layout in C as in Rust.
+#[test]
+fn the_header_agrees_with_the_engine() {
+    use shared_memory_image_client::native::{CFrame, CPlane, CWriterOptions};
+    use shmimage::native::{code, PixelFormat};
+    use shmimage::Code;
+    let h = include_str!("../include/shmimage.h");
+    let value = |name: &str| -> i64 {
+        let line = h
+            .lines()
+            .find(|l| {
+                let t = l.trim_start();
+                (t.starts_with("#define ") && t.split_whitespace().nth(1) == Some(name))
+                    || t.starts_with(&format!("{name} ="))
+            })
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let v = if line.trim_start().starts_with("#define") {
+            line.split_whitespace().nth(2).unwrap()
+        } else {
+            line.split('=').nth(1).unwrap()
+        };
+        let v = v.split("/*").next().unwrap();
+        v.trim_matches(|c: char| c == '(' || c == ')' || c == ',' || c.is_whitespace()).parse().unwrap()
+    };
+    for (name, v) in [
+        ("SHMIMAGE_OK", 0),
+        ("SHMIMAGE_NO_FRAME_AVAILABLE", Code::NoFrameAvailable as i32),
+        ("SHMIMAGE_NO_SLOT_AVAILABLE", Code::NoBufferAvailable as i32),
+        ("SHMIMAGE_BAD_ARGS", Code::BadArgs as i32),
+        ("SHMIMAGE_NOT_FOUND", Code::BadFileSize as i32),
+        ("SHMIMAGE_UNABLE_TO_OPEN_FILE", Code::UnableToOpenFile as i32),
+        ("SHMIMAGE_UNABLE_TO_MAP_FILE", Code::UnableToMapFile as i32),
+        ("SHMIMAGE_FRAME_TOO_LARGE", Code::FrameTooLarge as i32),
+        ("SHMIMAGE_PEER_BUSY", code::WRITER_BUSY),
+        ("SHMIMAGE_CLOSED", code::CLOSED),
+        ("SHMIMAGE_FORKED", code::FORKED),
+        ("SHMIMAGE_WRITER_GONE", code::WRITER_GONE),
+        ("SHMIMAGE_FILE_TRUNCATED", code::FILE_TRUNCATED),
+        ("SHMIMAGE_STALE_HANDLE", Code::StaleHandle as i32),
+        ("SHMIMAGE_ALREADY_EXISTS", code::ALREADY_EXISTS),
+        ("SHMIMAGE_WRONG_PROTOCOL", code::WRONG_PROTOCOL),
+        ("SHMIMAGE_NOT_A_STREAM", code::NOT_A_STREAM),
+        ("SHMIMAGE_UNSUPPORTED_VERSION", code::UNSUPPORTED_VERSION),
+        ("SHMIMAGE_CORRUPT", code::CORRUPT),
+        ("SHMIMAGE_READERS_FULL", code::READERS_FULL),
+        ("SHMIMAGE_METADATA_TOO_LARGE", code::METADATA_TOO_LARGE),
+        ("SHMIMAGE_INVALID_DESC", code::INVALID_DESC),
+    ] {
+        assert_eq!(value(name), i64::from(v), "{name}");
+    }
+    for f in PixelFormat::ALL {
+        assert_eq!(value(&format!("SHMIMAGE_FORMAT_{}", f.name())), i64::from(f.code()), "{f}");
+    }
+    // Layout: a C program prints sizeof/offsetof; Rust computes the same.
+    let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage_h_layout.c");
+    std::fs::write(
+        &src,
+        "#include \"shmimage.h\"\n#include <stdio.h>\n#include <stddef.h>\n\
+         int main(void) { printf(\"%zu %zu %zu %zu %zu %zu %zu %zu\\n\", sizeof(shmimage_frame), \
+         offsetof(shmimage_frame, planes), offsetof(shmimage_frame, sequence), offsetof(shmimage_frame, pixels), \
+         offsetof(shmimage_frame, metadata_len), sizeof(shmimage_plane), sizeof(shmimage_writer_options), \
+         offsetof(shmimage_writer_options, lossless_wait_ms)); return 0; }\n",
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let bin = compile("h_layout", &cc, src.to_str().unwrap());
+    let out = String::from_utf8(Command::new(&bin).output().unwrap().stdout).unwrap();
+    use std::mem::{offset_of, size_of};
+    let rust = format!(
+        "{} {} {} {} {} {} {} {}\n",
+        size_of::<CFrame>(),
+        offset_of!(CFrame, planes),
+        offset_of!(CFrame, sequence),
+        offset_of!(CFrame, pixels),
+        offset_of!(CFrame, metadata_len),
+        size_of::<CPlane>(),
+        size_of::<CWriterOptions>(),
+        offset_of!(CWriterOptions, lossless_wait_ms)
+    );
+    assert_eq!(out, rust);
+}
