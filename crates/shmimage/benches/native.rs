@@ -111,7 +111,52 @@ criterion_group! {
     targets = loan_commit_vs_idle_readers, loan_commit_vs_readers, hold_read_release_vs_plain_read
 }
 
+/// Commit-to-wake latency: readers (threads) asleep in `read`, the writer
+/// commits every 2 ms; each reader measures now minus the frame's publish
+/// time (both CLOCK_MONOTONIC). p50 and p99 for 1 and 4 readers.
+fn wake_latency() {
+    for readers in [1usize, 2, 4] {
+        let d = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+        let p = d.path().join("s");
+        let w = Writer::create(&p, &WriterOptions { slots: 4, slot_bytes: 4096, ..Default::default() }).unwrap();
+        let desc = FrameDesc::packed(PixelFormat::Gray8, 8, 8).unwrap();
+        const FRAMES: usize = 500;
+        let threads: Vec<_> = (0..readers)
+            .map(|_| {
+                let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+                std::thread::spawn(move || {
+                    let mut lat = Vec::with_capacity(FRAMES);
+                    while lat.len() < FRAMES {
+                        let Ok(f) = r.read(Some(Duration::from_secs(5))) else { break };
+                        lat.push(shmimage::native::now_mono_ns().saturating_sub(f.timestamps().publish_mono_ns));
+                    }
+                    lat
+                })
+            })
+            .collect();
+        while w.readers().len() < readers {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..FRAMES {
+            std::thread::sleep(Duration::from_millis(2));
+            w.put(&desc, &[1; 64], &Default::default()).unwrap();
+        }
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort_unstable();
+        let q = |f: f64| all.get(((all.len() as f64 - 1.0) * f) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+        println!(
+            "native_wake_latency/readers/{readers}: p50 {:.1} us, p99 {:.1} us ({} wakes)",
+            q(0.5),
+            q(0.99),
+            all.len()
+        );
+    }
+}
+
 fn main() {
     benches();
+    if std::env::args().skip(1).all(|a| a.starts_with('-') || "native_wake_latency".contains(a.as_str())) {
+        wake_latency();
+    }
     Criterion::default().configure_from_args().final_summary();
 }
