@@ -107,7 +107,7 @@ fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let p = d.path().join("s");
     let o = WriterOptions { lossless_wait: Some(Duration::from_millis(50)), ..opts(3, 4096) };
     let w = Writer::create(&p, &o).unwrap();
-    let lossless = Reader::open(&p, &ReaderOptions { lossless: true, ..Default::default() }).unwrap();
+    let lossless = Reader::open(&p, &ReaderOptions { lossless: true }).unwrap();
     let newest = Reader::open(&p, &ReaderOptions::default()).unwrap();
     let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
     let put = |v: u8| w.put(&desc, &[v; 16], &FrameInfo::default()).unwrap();
@@ -131,6 +131,9 @@ fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let infos = w.readers();
     assert_eq!(infos.len(), 2);
     assert!(infos.iter().any(|i| i.lossless && i.last_seq == 20 && i.missed == 1));
+    let ins = shmimage::native::inspect(&p).unwrap();
+    assert_eq!((ins.readers.len(), ins.latest, ins.slots, ins.epoch, ins.writer_alive), (2, 20, 3, 1, true));
+    assert_eq!(ins.slot_info.iter().filter(|s| s.sequence.is_some()).count(), 3);
 }
 
 #[test]
@@ -198,4 +201,65 @@ fn close_ends_a_wait_from_another_thread() {
     std::thread::sleep(Duration::from_millis(50));
     r.close();
     assert!(matches!(t.join().unwrap().unwrap_err(), shmimage::native::Error::Closed));
+}
+
+#[test]
+fn the_unified_api_reads_and_writes_both_formats() {
+    // 1.0: RGB8, packed, no metadata.
+    let f = StreamFile::for_frame(8, 4).unwrap();
+    let w = shmimage::Writer::open(f.path(), &WriterOptions::default()).unwrap();
+    let r = shmimage::Reader::open(f.path(), &ReaderOptions::default()).unwrap();
+    assert_eq!((w.protocol(), r.protocol()), (Protocol::Ensight1, Protocol::Ensight1));
+    let rgb = FrameDesc::packed(PixelFormat::Rgb8, 8, 4).unwrap();
+    let px: Vec<u8> = (0..96).collect();
+    let bgr = FrameDesc::packed(PixelFormat::Bgr8, 8, 4).unwrap();
+    assert_eq!(w.put(&bgr, &px, &FrameInfo::default()).unwrap_err().code(), -1);
+    assert_eq!(w.put(&rgb, &px, &FrameInfo::default()).unwrap(), 1);
+    let fr = r.read(SOON).unwrap();
+    assert_eq!((fr.format(), fr.width(), fr.height(), fr.stride(), fr.sequence()), (PixelFormat::Rgb8, 8, 4, 24, 1));
+    assert_eq!((fr.pixels().unwrap(), fr.metadata()), (&px[..], &[][..]));
+    drop(fr);
+    // Native, through the same calls.
+    let d = dir();
+    let p = d.path().join("n");
+    let w = shmimage::Writer::create_native(&p, &opts(2, 4096)).unwrap();
+    let r = shmimage::Reader::open(&p, &ReaderOptions::default()).unwrap();
+    assert_eq!((w.protocol(), r.protocol()), (Protocol::Native, Protocol::Native));
+    let info = FrameInfo { metadata: b"m".to_vec(), ..Default::default() };
+    assert_eq!(w.put(&bgr, &px, &info).unwrap(), 1);
+    let fr = r.read(SOON).unwrap();
+    assert_eq!((fr.format(), fr.metadata(), fr.pixels().unwrap()), (PixelFormat::Bgr8, &b"m"[..], &px[..]));
+}
+
+#[test]
+fn objects_used_in_a_fork_child_answer_forked_and_their_drop_touches_nothing() {
+    let d = dir();
+    let p = d.path().join("s");
+    let w = Writer::create(&p, &opts(2, 4096)).unwrap();
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
+    w.put(&desc, &[5; 16], &FrameInfo::default()).unwrap();
+    let held = r.read(SOON).unwrap();
+    // SAFETY: the child only calls the engine (which must answer Forked) and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = matches!(r.read(NOW), Err(shmimage::native::Error::Forked))
+            && matches!(w.loan(&desc, NOW), Err(shmimage::native::Error::Forked));
+        drop(held);
+        drop(r);
+        drop(w);
+        // SAFETY: ends the child at once, without running the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child saw {status}");
+    // The child's drops released nothing of ours: the frame is still held, the reader still joined.
+    let ins = shmimage::native::inspect(&p).unwrap();
+    assert_eq!(ins.slot_info.iter().map(|s| s.holders).sum::<u32>(), 1);
+    assert_eq!((ins.readers.len(), ins.writer_alive), (1, true));
+    assert_eq!(held.pixels()[0], 5);
+    w.put(&desc, &[6; 16], &FrameInfo::default()).unwrap();
+    assert_eq!(r.read(SOON).unwrap().pixels()[0], 6);
 }

@@ -7,6 +7,7 @@ pub mod atomics;
 mod desc;
 mod error;
 mod format;
+mod inspect;
 pub mod layout;
 mod lock;
 mod reader;
@@ -20,5 +21,6 @@ pub use desc::{
 };
 pub use error::{code, Error, Result};
 pub use format::{PixelFormat, PlaneShape};
+pub use inspect::{inspect, Inspection, SlotInfo};
 pub use reader::{ReadFrame, Reader, ReaderOptions};
 pub use writer::{FrameInfo, ReaderInfo, WriteLoan, Writer, WriterOptions, WriterStats};

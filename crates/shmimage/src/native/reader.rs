@@ -22,8 +22,6 @@ pub struct ReaderOptions {
     /// Ask for every frame: the writer waits (bounded) for this reader before
     /// reusing a slot holding a frame it has not taken.
     pub lossless: bool,
-    /// Unified API only: accept an EnSight 1.0 file (the native API refuses one).
-    pub speak_ensight: bool,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +205,10 @@ impl Reader {
                     Some(t) => t,
                     None => return Ok(None),
                 }
+            } else if self.inner.lossless && !again {
+                // First read: the oldest frame committed since joining (it
+                // carries this reader's pending mark), else the newest.
+                self.first_for_lossless(latest).unwrap_or((latest, latest_slot))
             } else {
                 (latest, latest_slot)
             };
@@ -243,7 +245,21 @@ impl Reader {
             if s == want {
                 return Some((s, i));
             }
-            if s != EMPTY && s != BUSY && s > st.last_seq && s <= latest && oldest.is_none_or(|(o, _)| s < o) {
+            if s != EMPTY && s != BUSY && s > st.last_seq && s <= latest && oldest.map_or(true, |(o, _)| s < o) {
+                oldest = Some((s, i));
+            }
+        }
+        oldest
+    }
+
+    fn first_for_lossless(&self, latest: u64) -> Option<(u64, u32)> {
+        let sh = &self.inner.sh;
+        let mut oldest: Option<(u64, u32)> = None;
+        for i in 0..sh.layout().slots() {
+            let w = sh.words(i);
+            let s = Word::load(w.seq);
+            let mine = Word::load(w.pending) & self.inner.bit != 0;
+            if mine && s != EMPTY && s != BUSY && s <= latest && oldest.map_or(true, |(o, _)| s < o) {
                 oldest = Some((s, i));
             }
         }
@@ -278,11 +294,7 @@ impl Reader {
             if self.inner.lossless {
                 // Done with this frame and any older one still marked for this reader.
                 for s in 0..sh.layout().slots() {
-                    let w = sh.words(s);
-                    let q = Word::load(w.seq);
-                    if q <= seq || q == BUSY {
-                        slot::take_pending(w, self.inner.bit);
-                    }
+                    slot::skip_pending(sh.words(s), self.inner.bit, |q| q <= seq);
                 }
             }
             let missed_before = if st.last_seq != 0 && seq > st.last_seq + 1 { seq - st.last_seq - 1 } else { 0 };
@@ -470,7 +482,7 @@ impl ReadFrame {
 
 impl Drop for ReadFrame {
     fn drop(&mut self) {
-        if !self.reader.sh.in_owner() {
+        if !self.reader.sh.in_owner_fast() {
             return;
         }
         let mut st = self.reader.state.lock().unwrap_or_else(|p| p.into_inner());

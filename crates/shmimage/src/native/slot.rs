@@ -152,6 +152,17 @@ pub fn take_pending<W: Word>(s: SlotWords<'_, W>, bit: u64) {
     }
 }
 
+/// Lossless reader `bit`: drop its mark on this slot if the frame there is
+/// one it no longer needs (`done(seq)`). The mark is read first: while it is
+/// set the writer cannot claim the slot, so the sequence read after it is
+/// the frame the mark belongs to (reading the sequence first could clear the
+/// mark of a frame published in between).
+pub fn skip_pending<W: Word>(s: SlotWords<'_, W>, bit: u64, done: impl Fn(u64) -> bool) {
+    if s.pending.load() & bit != 0 && done(s.seq.load()) {
+        s.pending.fetch_and(!bit);
+    }
+}
+
 /// Writer, after waiting out its bound for lossless readers: drop the pending
 /// marks of this slot so it can be reused (those readers will count it missed).
 /// Returns the readers dropped.
