@@ -11,6 +11,7 @@ mod inspect;
 mod output;
 mod record;
 mod serve;
+mod y4m;
 mod x11_cmds;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).

@@ -27,36 +27,58 @@ pub struct OutputArgs {
 enum Mode {
     Quiet,
     Json,
-    /// Text; `live` when stdout is a terminal (redrawn status, bars).
+    /// Text; `live` when the report stream is a terminal (redrawn status, bars).
     Text {
         live: bool,
     },
 }
 
-/// Where a subcommand's reports go. Everything is written to stdout; errors
-/// are returned and printed on stderr by `main`.
+/// Where reports are written: stdout, or stderr when stdout carries data
+/// (`record --out -`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// Where a subcommand's reports go. Everything is written to one stream
+/// (normally stdout); errors are returned and printed on stderr by `main`.
 #[derive(Debug, Clone, Copy)]
 pub struct Out {
     mode: Mode,
+    sink: Sink,
 }
 
 impl Out {
     pub fn new(a: &OutputArgs) -> Out {
+        Out::with_sink(a, Sink::Stdout)
+    }
+
+    /// Reports on stderr, because stdout carries the frames themselves.
+    pub fn on_stderr(a: &OutputArgs) -> Out {
+        Out::with_sink(a, Sink::Stderr)
+    }
+
+    fn with_sink(a: &OutputArgs, sink: Sink) -> Out {
+        let terminal = match sink {
+            Sink::Stdout => std::io::stdout().is_terminal(),
+            Sink::Stderr => std::io::stderr().is_terminal(),
+        };
         let mode = if a.quiet {
             Mode::Quiet
         } else if a.json {
             Mode::Json
         } else {
-            Mode::Text { live: std::io::stdout().is_terminal() }
+            Mode::Text { live: terminal }
         };
-        Out { mode }
+        Out { mode, sink }
     }
 
     pub fn json(&self) -> bool {
         self.mode == Mode::Json
     }
 
-    /// True when stdout is a terminal and text is wanted.
+    /// True when the report stream is a terminal and text is wanted.
     pub fn live(&self) -> bool {
         self.mode == Mode::Text { live: true }
     }
@@ -68,26 +90,59 @@ impl Out {
     /// A line of text (text modes only).
     pub fn line(&self, s: impl AsRef<str>) {
         if self.text() {
-            print_line(s.as_ref());
+            self.print(s.as_ref());
         }
     }
 
     /// One JSON object on its own line (JSON mode only).
     pub fn record(&self, v: &serde_json::Value) {
         if self.json() {
-            print_line(&v.to_string());
+            self.print(&v.to_string());
+        }
+    }
+
+    /// An event: a text line, or a JSON object with `"event": name` and the
+    /// fields of `v` (an object).
+    pub fn event(&self, name: &str, text: impl AsRef<str>, v: serde_json::Value) {
+        self.line(text);
+        if self.json() {
+            self.print(&with_event(name, v).to_string());
+        }
+    }
+
+    /// The closing summary every long-running subcommand prints, on one
+    /// scheme: a text line, or `{"event": "done", "ok": .., ...}` with the
+    /// fields of `v` (and `"error"` when the run failed).
+    pub fn done(&self, text: impl AsRef<str>, v: serde_json::Value, outcome: &Result<()>) {
+        self.line(text);
+        if self.json() {
+            let mut v = with_event("done", v);
+            v["ok"] = serde_json::json!(outcome.is_ok());
+            if let Err(e) = outcome {
+                v["error"] = serde_json::json!(e.to_string());
+            }
+            self.print(&v.to_string());
+        }
+    }
+
+    fn print(&self, s: &str) {
+        match self.sink {
+            Sink::Stdout => print_line(s),
+            Sink::Stderr => eprintln!("{s}"),
         }
     }
 
     /// A status display: an indicatif bar (with `total`) or spinner on a
-    /// terminal, a plain line at most every `every` in a pipe, nothing when
+    /// terminal, a plain line at most once a second in a pipe, nothing when
     /// quiet or JSON.
-    pub fn status(&self, total: Option<u64>, every: Duration) -> Status {
+    pub fn status(&self, total: Option<u64>) -> Status {
+        let every = Duration::from_secs(1);
         let bar = self.live().then(|| {
-            let bar = match total {
-                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stdout()),
-                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout()),
+            let target = match self.sink {
+                Sink::Stdout => ProgressDrawTarget::stdout(),
+                Sink::Stderr => ProgressDrawTarget::stderr(),
             };
+            let bar = ProgressBar::with_draw_target(total, target);
             let template = if total.is_some() {
                 "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}"
             } else {
@@ -101,8 +156,17 @@ impl Out {
         });
         // In a pipe the first line comes after `every`: short runs print only
         // their events and summary.
-        Status { bar, plain: self.mode == Mode::Text { live: false }, every, last: Instant::now() }
+        Status { bar, out: *self, every, last: Instant::now() }
     }
+}
+
+fn with_event(name: &str, v: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("event".into(), serde_json::json!(name));
+    if let serde_json::Value::Object(fields) = v {
+        m.extend(fields);
+    }
+    serde_json::Value::Object(m)
 }
 
 fn print_line(s: &str) {
@@ -116,38 +180,46 @@ fn print_line(s: &str) {
 #[derive(Debug)]
 pub struct Status {
     bar: Option<ProgressBar>,
-    plain: bool,
+    out: Out,
     every: Duration,
     last: Instant,
 }
 
 impl Status {
+    fn plain(&self) -> bool {
+        self.out.mode == Mode::Text { live: false }
+    }
+
     /// Show the current state: redraw on a terminal; in a pipe print it only
-    /// when `every` has passed since the last plain line, so logs stay short.
+    /// when a second has passed since the last plain line, so logs stay short.
     pub fn update(&mut self, position: u64, msg: impl FnOnce() -> String) {
         if let Some(bar) = &self.bar {
             bar.set_position(position);
             bar.set_message(msg());
-        } else if self.plain && self.last.elapsed() >= self.every {
+        } else if self.plain() && self.last.elapsed() >= self.every {
             self.last = Instant::now();
-            print_line(&msg());
+            self.out.print(&msg());
         }
     }
 
-    /// A line that stays (an event), printed above the bar on a terminal.
-    pub fn event(&self, s: impl AsRef<str>) {
+    /// A line that stays (an event), printed above the bar on a terminal;
+    /// with --json the object `{"event": name, ...v}`.
+    pub fn event(&self, name: &str, s: impl AsRef<str>, v: serde_json::Value) {
         match &self.bar {
             Some(bar) => bar.println(s.as_ref()),
-            None if self.plain => print_line(s.as_ref()),
+            None if self.plain() => self.out.print(s.as_ref()),
             None => {}
+        }
+        if self.out.json() {
+            self.out.print(&with_event(name, v).to_string());
         }
     }
 
     /// A warning on stderr (even with --quiet or --json), kept clear of the bar.
     pub fn warn(&self, s: impl AsRef<str>) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("shmimage: warning: {}", s.as_ref())),
-            None => eprintln!("shmimage: warning: {}", s.as_ref()),
+            Some(bar) => bar.suspend(|| warn(s)),
+            None => warn(s),
         }
     }
 
@@ -156,6 +228,105 @@ impl Status {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A warning on stderr, whatever the output mode.
+pub fn warn(s: impl AsRef<str>) {
+    eprintln!("shmimage: warning: {}", s.as_ref());
+}
+
+/// Frames counted over the time they actually flowed. A pause much longer
+/// than the stream's usual spacing (a wait for a peer, a stalled source)
+/// counts as idle, so neither a wait before the first frame nor idle minutes
+/// in the middle lower the rate.
+#[derive(Debug, Default, Clone)]
+pub struct Flow {
+    frames: u64,
+    /// Gaps counted as flowing, and their total time.
+    gaps: u64,
+    active: Duration,
+    last: Option<Instant>,
+    /// Recent frames, for the live rate of the last second or so.
+    recent: std::collections::VecDeque<Instant>,
+}
+
+/// A pause is idle when it is longer than both of these.
+const IDLE_MIN: Duration = Duration::from_secs(2);
+const IDLE_FACTOR: u32 = 8;
+
+impl Flow {
+    pub fn new() -> Flow {
+        Flow::default()
+    }
+
+    /// One more frame, now.
+    pub fn tick(&mut self) {
+        self.tick_at(Instant::now());
+    }
+
+    pub fn tick_at(&mut self, now: Instant) {
+        self.frames += 1;
+        if let Some(last) = self.last {
+            let gap = now.saturating_duration_since(last);
+            let usual = if self.gaps > 0 { self.active / self.gaps as u32 } else { Duration::ZERO };
+            if gap <= IDLE_MIN.max(usual * IDLE_FACTOR) {
+                self.gaps += 1;
+                self.active += gap;
+            }
+        }
+        self.last = Some(now);
+        self.recent.push_back(now);
+        while self.recent.len() > 2 && now.saturating_duration_since(self.recent[0]) > Duration::from_secs(1) {
+            self.recent.pop_front();
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The time frames flowed (the first frame starts it).
+    pub fn seconds(&self) -> f64 {
+        self.active.as_secs_f64()
+    }
+
+    /// Frames per second over the flowing time; `None` before two frames.
+    pub fn fps(&self) -> Option<f64> {
+        (self.gaps > 0 && !self.active.is_zero()).then(|| self.gaps as f64 / self.active.as_secs_f64())
+    }
+
+    /// Frames per second over about the last second; 0 when the stream stopped.
+    pub fn live_fps(&self) -> f64 {
+        let (Some(first), Some(last)) = (self.recent.front(), self.recent.back()) else { return 0.0 };
+        if last.elapsed() > Duration::from_secs(2) || self.recent.len() < 2 {
+            return 0.0;
+        }
+        let span = last.saturating_duration_since(*first).as_secs_f64();
+        if span > 0.0 {
+            (self.recent.len() - 1) as f64 / span
+        } else {
+            0.0
+        }
+    }
+
+    /// When the last frame came.
+    pub fn last(&self) -> Option<Instant> {
+        self.last
+    }
+
+    /// `12 frame(s) in 0.40 s (30.0 frames/s)`, or without the rate when
+    /// fewer than two frames came.
+    pub fn describe(&self) -> String {
+        match self.fps() {
+            Some(f) => format!("{} frame(s) in {:.2} s ({f:.1} frames/s)", self.frames, self.seconds()),
+            None => format!("{} frame(s)", self.frames),
+        }
+    }
+
+    /// `frames`, `seconds` and `fps` (null before two frames) for JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "frames": self.frames, "seconds": self.seconds(), "fps": self.fps() })
     }
 }
 
@@ -257,8 +428,14 @@ pub fn explain(e: shmimage::Error, path: &Path) -> Box<dyn std::error::Error> {
             };
             return format!("cannot open stream file {p}: {reason}{fix}").into();
         }
-        E::FrameTooLarge { .. } => {
-            format!("; create a larger file, e.g. `shmimage create NEWFILE --max WxH` (see `shmimage inspect {p}`)")
+        // The engine's text ends in a generic fix; name the problem once,
+        // with the concrete command.
+        E::FrameTooLarge { needed, capacity, what } => {
+            return format!(
+                "frame too large for {p}: {what} needs {needed} bytes and a buffer holds {capacity}; make a \
+                 larger file, e.g. `shmimage create NEWFILE --max WxH` (`shmimage inspect {p}` shows this one)"
+            )
+            .into();
         }
         _ => String::new(),
     };
@@ -278,16 +455,6 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
-}
-
-/// Frames per second over `frames` frames in `elapsed` (0 when undefined).
-pub fn rate(frames: u64, elapsed: Duration) -> f64 {
-    let s = elapsed.as_secs_f64();
-    if s > 0.0 {
-        frames as f64 / s
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,6 @@ fn bad_arguments_are_usage_errors_and_runtime_failures_exit_1() {
         vec!["inspect"],
         vec!["inspect", "x.shm", "--interval", "-1"],
         vec!["serve", "x.shm", "--fps", "-3"],
-        vec!["serve", "x.shm", "--stdin"],
         vec!["record", "x.shm"],
         vec!["record", "x.shm", "--out", "d", "--every", "0"],
         vec!["no-such-command"],
