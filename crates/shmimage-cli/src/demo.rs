@@ -8,17 +8,18 @@
 //! the rest of the frame, so the client detects torn or mixed frames and
 //! measures wake-up latency.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use serde_json::{json, Value};
 use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
-use crate::output::parse_wxh;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+use crate::output::{install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result};
 
 const MAGIC: &[u8; 4] = b"SHMI";
 /// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.
@@ -34,11 +35,11 @@ pub struct DemoArgs {
     #[arg(long, default_value = "1920x1080", value_parser = parse_wxh)]
     size: (u32, u32),
     /// Frames per second to aim for; 0 = as fast as possible.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = parse_fps)]
     fps: f64,
-    /// How long to run.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value = "5", value_parser = parse_secs, value_name = "SECS")]
+    seconds: Duration,
     /// Copy each frame in with put_frame instead of rendering into a loan.
     #[arg(long)]
     copy: bool,
@@ -51,6 +52,8 @@ pub struct DemoArgs {
     /// stream has one client and that one is verifying every frame.
     #[arg(long)]
     view: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Options of the demo's two internal processes.
@@ -77,7 +80,10 @@ fn now_ns() -> u64 {
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    install_stop_handler();
+    let out = Out::new(&a.output);
     let (w, h) = a.size;
+    let seconds = a.seconds.as_secs_f64();
     if (w as usize) * 3 < STAMP_LEN {
         return Err(format!("frames must be at least {} pixels wide to carry the stamp", STAMP_LEN.div_ceil(3)).into());
     }
@@ -110,7 +116,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             "--fps",
             &a.fps.to_string(),
             "--seconds",
-            &a.seconds.to_string(),
+            &seconds.to_string(),
         ]);
         if copy {
             c.arg("--copy");
@@ -125,40 +131,59 @@ pub fn run(a: DemoArgs) -> Result<()> {
         (true, false) => "put_frame (one copy)",
         (false, false) => "loan (zero copy)",
     };
-    println!(
-        "shmimage demo: {w}x{h} RGB, {}, {mode}, {} s, stream file {} ({} bytes)",
-        if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
-        a.seconds,
-        file.path().display(),
-        file_len
+    out.event(
+        "start",
+        format!(
+            "shmimage demo: {w}x{h} RGB, {}, {mode}, {seconds} s, stream file {} ({file_len} bytes)",
+            if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
+            file.path().display(),
+        ),
+        json!({"width": w, "height": h, "mode": mode, "seconds": seconds, "path": file.path().display().to_string(),
+               "file_len": file_len}),
     );
     let mut viewer = match &view_file {
         Some(v) => Some(
-            Command::new(&exe).arg("view").arg(v.path()).args(["--seconds", &(a.seconds + 2.0).to_string()]).spawn()?,
+            Command::new(&exe)
+                .arg("view")
+                .arg(v.path())
+                .args(["--quiet", "--seconds", &(seconds + 2.0).to_string()])
+                .spawn()?,
         ),
         None => None,
     };
     let mut server = common("demo-server").stdout(Stdio::null()).spawn()?;
     let mut client = common("demo-client").stdout(Stdio::piped()).spawn()?;
-    let out = client.stdout.take().ok_or("no client output")?;
-    let tty = std::io::stdout().is_terminal();
+    // Ctrl-C (or SIGTERM) here ends the children too: they stop cleanly and
+    // the client still prints its summary.
+    let finished = Arc::new(AtomicBool::new(false));
+    let pids = [server.id(), client.id()];
+    let watcher = {
+        let finished = Arc::clone(&finished);
+        std::thread::spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                if stopped() {
+                    for pid in pids {
+                        // SAFETY: kill(2) on our own children's pids; no memory is touched.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let child_out = client.stdout.take().ok_or("no client output")?;
+    let mut status = out.status(None);
     let mut summary = None;
-    for line in BufReader::new(out).lines() {
+    for line in BufReader::new(child_out).lines() {
         let line = line?;
         if let Some(s) = line.strip_prefix("STATUS ") {
-            if tty {
-                print!("\r\x1b[2K{s}");
-                std::io::stdout().flush()?;
-            } else {
-                println!("{s}");
-            }
+            status.update(0, || s.to_owned());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             summary = Some(s.to_owned());
         }
     }
-    if tty {
-        println!();
-    }
+    status.finish();
     if let Some(v) = viewer.as_mut() {
         // The viewer's own exit status is not the demo's verdict.
         let _ = v.kill();
@@ -166,19 +191,39 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     let client_ok = client.wait()?.success();
     let server_ok = server.wait()?.success();
+    finished.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
     let summary = summary.ok_or("the client process ended without a summary")?;
-    println!("summary: {summary}");
     let corrupt = field(&summary, "corrupt").unwrap_or(u64::MAX);
     let frames = field(&summary, "frames").unwrap_or(0);
-    if !client_ok || !server_ok || corrupt != 0 || frames == 0 {
-        return Err(format!(
+    let outcome: Result<()> = if !client_ok || !server_ok || corrupt != 0 || frames == 0 {
+        Err(format!(
             "demo failed: {frames} frames, {corrupt} corrupt, server {}, client {}",
             ok(server_ok),
             ok(client_ok)
         )
-        .into());
+        .into())
+    } else {
+        Ok(())
+    };
+    out.done(format!("summary: {summary}"), summary_json(&summary), &outcome);
+    outcome
+}
+
+/// The client's `key=value` summary as JSON numbers.
+fn summary_json(line: &str) -> Value {
+    let mut m = serde_json::Map::new();
+    for kv in line.split_whitespace() {
+        if let Some((k, v)) = kv.split_once('=') {
+            let key = match k {
+                "GB/s" => "gb_per_s",
+                k => k,
+            };
+            let val = v.parse::<f64>().map_or(json!(v), |f| json!(f));
+            m.insert(key.to_owned(), val);
+        }
     }
-    Ok(())
+    Value::Object(m)
 }
 
 fn ok(b: bool) -> &'static str {
@@ -276,13 +321,22 @@ fn stamp(frame: &mut [u8], n: u32, sum: u64) {
 }
 
 pub fn server(a: RoleArgs) -> Result<()> {
+    install_stop_handler();
     let (w, h) = a.size;
     let mut s = Server::create(&a.file, ServerOptions::default())?;
     let mut view = match &a.view_file {
         Some(p) => Some(Server::create(p, ServerOptions::default())?),
         None => None,
     };
-    s.wait_for_client(Duration::from_secs(10))?;
+    let waiting = Instant::now();
+    while let Err(e) = s.wait_for_client(Duration::from_millis(100)) {
+        if stopped() {
+            return Ok(());
+        }
+        if waiting.elapsed() > Duration::from_secs(10) {
+            return Err(e.into());
+        }
+    }
     let pattern = Pattern::new(w);
     let len = w as usize * h as usize * 3;
     let mut scratch = if a.copy { vec![0u8; len] } else { Vec::new() };
@@ -290,7 +344,7 @@ pub fn server(a: RoleArgs) -> Result<()> {
     let end = start + Duration::from_secs_f64(a.seconds);
     let period = (a.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / a.fps));
     let mut n = 0u32;
-    while Instant::now() < end {
+    while Instant::now() < end && !stopped() {
         if let Some(p) = period {
             let due = start + p * n;
             if let Some(d) = due.checked_duration_since(Instant::now()) {
@@ -347,8 +401,8 @@ impl Tally {
         format!(
             "frames={} fps={:.0} GB/s={:.2} wake_p50_us={:.1} wake_p99_us={:.1} dropped={} corrupt={}",
             self.frames,
-            self.frames as f64 / elapsed,
-            self.bytes as f64 / elapsed / 1e9,
+            if elapsed > 0.0 { self.frames as f64 / elapsed } else { 0.0 },
+            if elapsed > 0.0 { self.bytes as f64 / elapsed / 1e9 } else { 0.0 },
             pct(0.5),
             pct(0.99),
             self.dropped,
@@ -358,10 +412,13 @@ impl Tally {
 }
 
 pub fn client(a: RoleArgs) -> Result<()> {
+    install_stop_handler();
     let (w, h) = a.size;
     let mut c = Client::connect(&a.file, ClientOptions::default())?;
     let mut t = Tally::default();
     let start = Instant::now();
+    // Rates count from the first frame, not from the wait for the server.
+    let mut first: Option<Instant> = None;
     let give_up = start + Duration::from_secs_f64(a.seconds + 15.0);
     let mut next_status = start + Duration::from_millis(250);
     let mut out = std::io::stdout().lock();
@@ -387,6 +444,7 @@ pub fn client(a: RoleArgs) -> Result<()> {
                 }
                 t.last = Some(f.number());
                 t.frames += 1;
+                first.get_or_insert_with(Instant::now);
                 t.bytes += px.len() as u64;
                 t.corrupt += u64::from(!ok);
             }
@@ -395,14 +453,14 @@ pub fn client(a: RoleArgs) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
         if Instant::now() >= next_status {
-            writeln!(out, "STATUS {}", t.line(start.elapsed().as_secs_f64()))?;
+            writeln!(out, "STATUS {}", t.line(first.map_or(0.0, |f| f.elapsed().as_secs_f64())))?;
             next_status += Duration::from_millis(250);
         }
-        if Instant::now() > give_up {
+        if Instant::now() > give_up || stopped() {
             break;
         }
     }
-    let mut line = t.line(start.elapsed().as_secs_f64());
+    let mut line = t.line(first.map_or(0.0, |f| f.elapsed().as_secs_f64()));
     let mut v = t.wake_ns.clone();
     v.sort_unstable();
     let p999 = v.get(((v.len() as f64 - 1.0) * 0.999).round() as usize).map_or(0.0, |&ns| ns as f64 / 1000.0);

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -40,16 +40,78 @@ pub struct InspectArgs {
     pub output: OutputArgs,
 }
 
+/// The pace of a watched stream, from the frame numbers seen at each refresh.
+#[derive(Debug, Default)]
+struct Pace {
+    /// (when, newest frame number) over the last couple of seconds.
+    samples: std::collections::VecDeque<(Instant, u32)>,
+    last_change: Option<Instant>,
+    /// Frames that appeared while watched.
+    frames: u64,
+}
+
+/// The window the live rate is computed over.
+const PACE_WINDOW: Duration = Duration::from_secs(2);
+
+impl Pace {
+    fn observe(&mut self, newest: Option<u32>) {
+        let now = Instant::now();
+        let Some(n) = newest else { return };
+        if let Some(&(_, prev)) = self.samples.back() {
+            let delta = n.wrapping_sub(prev);
+            if delta == 0 {
+            } else if shmimage::layout::is_newer(n, prev) {
+                self.frames += u64::from(delta);
+                self.last_change = Some(now);
+            } else {
+                // Numbers went back: a new server started over.
+                self.samples.clear();
+                self.last_change = Some(now);
+            }
+        }
+        self.samples.push_back((now, n));
+        while self.samples.len() > 2 && now.duration_since(self.samples[0].0) > PACE_WINDOW {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Frames per second over the window; `None` until two refreshes.
+    fn fps(&self) -> Option<f64> {
+        let (&(t0, a), &(t1, b)) = (self.samples.front()?, self.samples.back()?);
+        let dt = t1.duration_since(t0).as_secs_f64();
+        (dt > 0.0).then(|| f64::from(b.wrapping_sub(a)) / dt)
+    }
+
+    /// Time since a new frame was last seen; `None` before one was.
+    fn since_last(&self) -> Option<Duration> {
+        self.last_change.map(|t| t.elapsed())
+    }
+
+    fn text(&self) -> [String; 2] {
+        let rate = match self.fps() {
+            Some(f) => format!("rate      {f:.1} frames/s (last {} s)", PACE_WINDOW.as_secs()),
+            None => "rate      (measuring)".to_owned(),
+        };
+        let last = match self.since_last() {
+            Some(d) => format!("last      new frame {:.1} s ago", d.as_secs_f64()),
+            None => "last      no new frame since the watch began".to_owned(),
+        };
+        [rate, last]
+    }
+}
+
 pub fn run(a: InspectArgs) -> Result<()> {
     let out = Out::new(&a.output);
     // The first look decides the exit code: a wrong path fails at once.
     let first = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file))?;
     if !a.watch {
-        show(&out, &first);
+        show(&out, &first, None);
         return Ok(());
     }
     install_stop_handler();
     let interval = a.interval.max(Duration::from_millis(10));
+    let started = Instant::now();
+    let mut pace = Pace::default();
     let mut snap = Ok(first);
     loop {
         if out.live() {
@@ -57,7 +119,10 @@ pub fn run(a: InspectArgs) -> Result<()> {
             print!("\x1b[H\x1b[2J");
         }
         match &snap {
-            Ok(s) => show(&out, s),
+            Ok(s) => {
+                pace.observe(crate::list::newest_frame(s));
+                show(&out, s, Some(&pace));
+            }
             // The file can vanish or shrink while watched; say so and go on.
             Err(e) if out.json() => out.record(&json!({ "path": a.file.display().to_string(), "error": e })),
             Err(e) => out.line(format!("{}: {e}", a.file.display())),
@@ -68,18 +133,34 @@ pub fn run(a: InspectArgs) -> Result<()> {
         let _ = std::io::stdout().flush();
         sleep_unless_stopped(interval);
         if stopped() {
+            let secs = started.elapsed().as_secs_f64();
+            out.done(
+                format!("watched {} for {secs:.1} s: {} new frame(s)", a.file.display(), pace.frames),
+                json!({"path": a.file.display().to_string(), "frames": pace.frames, "seconds": secs}),
+                &Ok(()),
+            );
             return Ok(());
         }
         snap = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file).to_string());
     }
 }
 
-fn show(out: &Out, s: &Inspection) {
+fn show(out: &Out, s: &Inspection, pace: Option<&Pace>) {
     if out.json() {
-        out.record(&to_json(s));
+        let mut v = to_json(s);
+        if let Some(p) = pace {
+            v["fps"] = json!(p.fps());
+            v["since_last_frame"] = json!(p.since_last().map(|d| d.as_secs_f64()));
+        }
+        out.record(&v);
     } else {
         for line in to_text(s) {
             out.line(line);
+        }
+        if let Some(p) = pace {
+            for line in p.text() {
+                out.line(line);
+            }
         }
     }
 }
@@ -143,7 +224,7 @@ fn describe_contents(b: &BufferView) -> String {
 }
 
 /// One sentence on what the states and locks together mean.
-fn summary(s: &Inspection) -> String {
+pub(crate) fn summary(s: &Inspection) -> String {
     use BufferState as S;
     let states = s.buffers.map(|b| b.state());
     let (server, client) = (s.server_alive == Some(true), s.client_alive == Some(true));

@@ -310,11 +310,6 @@ impl Flow {
         }
     }
 
-    /// When the last frame came.
-    pub fn last(&self) -> Option<Instant> {
-        self.last
-    }
-
     /// `12 frame(s) in 0.40 s (30.0 frames/s)`, or without the rate when
     /// fewer than two frames came.
     pub fn describe(&self) -> String {

@@ -129,7 +129,10 @@ enum Sink {
     PngFiles,
     RawFiles,
     /// Standard output, raw RGB or y4m.
-    Stdout { y4m: bool, fps: f64 },
+    Stdout {
+        y4m: bool,
+        fps: f64,
+    },
 }
 
 /// Frames one after another on standard output, all of one size.
@@ -206,8 +209,9 @@ fn spawn_writer(sink: Sink) -> Writer {
         for job in job_rx {
             let r = match (&mut stdout, sink) {
                 (Some(s), _) => s.write(job.width, job.height, &job.pixels).and_then(|()| s.flush()),
-                (None, Sink::RawFiles) => write_raw(&job.path, &job.pixels)
-                    .map_err(|e| format!("cannot write {}: {e}", job.path.display())),
+                (None, Sink::RawFiles) => {
+                    write_raw(&job.path, &job.pixels).map_err(|e| format!("cannot write {}: {e}", job.path.display()))
+                }
                 (None, _) => write_png(&job.path, job.width, job.height, &job.pixels)
                     .map_err(|e| format!("cannot write {}: {e}", job.path.display())),
             };

@@ -138,7 +138,8 @@ impl Source {
     fn file_len(&self) -> Result<u64> {
         let mut max = None;
         for (w, h) in self.sizes()? {
-            let len = file_len_for_frame(w, h).ok_or_else(|| format!("{w}x{h} frames are too large for a stream file"))?;
+            let len =
+                file_len_for_frame(w, h).ok_or_else(|| format!("{w}x{h} frames are too large for a stream file"))?;
             max = max.max(Some(len));
         }
         max.ok_or_else(|| "the source has no frames".into())

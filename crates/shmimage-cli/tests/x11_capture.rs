@@ -60,7 +60,7 @@ fn wait_for_frame(client: &mut Client, w: u32, h: u32, want: &[u8], cap: &Shmima
         assert!(
             Instant::now() < deadline,
             "no frame equal to the window; saw {seen:?}; capture stderr:\n{}",
-            cap.stderr()
+            cap.output()
         );
     }
 }
@@ -83,7 +83,7 @@ fn capture_round_trip(xvfb_args: &[&str], extra: &[&str], expect_path: &str) -> 
     let n = wait_for_frame(&mut client, w, h, &want, &cap);
     assert!(n >= 1, "frames are numbered from 1");
     let (st, err) = cap.stop();
-    assert!(st.success(), "capture exited with {st}; stderr:\n{err}");
+    assert!(st.success(), "capture exited with {st}; output:\n{err}");
     assert!(err.contains(&format!("path {expect_path}")), "expected path {expect_path}:\n{err}");
     err
 }

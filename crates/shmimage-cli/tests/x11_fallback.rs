@@ -67,7 +67,7 @@ fn refused_attach_falls_back_to_core_for_view_and_capture() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "no captured frame equal to the window:\n{}", cap.stderr());
+        assert!(Instant::now() < deadline, "no captured frame equal to the window:\n{}", cap.output());
     }
     let pid = cap.pid();
     let (st, err) = cap.stop();
