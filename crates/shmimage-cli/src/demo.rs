@@ -19,7 +19,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
-use crate::output::{install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result};
 
 const MAGIC: &[u8; 4] = b"SHMI";
 /// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.
@@ -323,19 +323,16 @@ fn stamp(frame: &mut [u8], n: u32, sum: u64) {
 pub fn server(a: RoleArgs) -> Result<()> {
     install_stop_handler();
     let (w, h) = a.size;
-    let mut s = Server::create(&a.file, ServerOptions::default())?;
-    let mut view = match &a.view_file {
+    let s = Server::create(&a.file, ServerOptions::default())?;
+    cancel_on_stop(s.canceller());
+    let view = match &a.view_file {
         Some(p) => Some(Server::create(p, ServerOptions::default())?),
         None => None,
     };
-    let waiting = Instant::now();
-    while let Err(e) = s.wait_for_client(Duration::from_millis(100)) {
-        if stopped() {
-            return Ok(());
-        }
-        if waiting.elapsed() > Duration::from_secs(10) {
-            return Err(e.into());
-        }
+    match s.wait_for_client(Some(Duration::from_secs(10))) {
+        Ok(()) => {}
+        Err(_) if stopped() => return Ok(()),
+        Err(e) => return Err(e.into()),
     }
     let pattern = Pattern::new(w);
     let len = w as usize * h as usize * 3;
@@ -351,9 +348,9 @@ pub fn server(a: RoleArgs) -> Result<()> {
                 std::thread::sleep(d);
             }
         }
-        match s.wait_for_buffer(Duration::from_millis(100)) {
+        match s.wait_for_buffer(None) {
             Ok(()) => {}
-            Err(e) if e.code() == Code::NoBufferAvailable => continue,
+            Err(_) if stopped() => break,
             Err(e) => return Err(e.into()),
         }
         n += 1;
@@ -361,17 +358,17 @@ pub fn server(a: RoleArgs) -> Result<()> {
             pattern.render(n, h, &mut scratch);
             let sum = checksum(&scratch, w);
             stamp(&mut scratch, n, sum);
-            if let Some(v) = view.as_mut() {
+            if let Some(v) = &view {
                 let _ = v.put_frame(n, w, h, &scratch);
             }
             s.put_frame(n, w, h, &scratch)?;
         } else {
             let mut loan = s.loan(w, h)?;
-            let px = loan.as_mut_slice();
+            let px = loan.pixels_mut()?;
             pattern.render(n, h, px);
             let sum = checksum(px, w);
             stamp(px, n, sum);
-            if let Some(v) = view.as_mut() {
+            if let Some(v) = &view {
                 // Best effort: a slow or absent viewer only misses frames.
                 let _ = v.put_frame(n, w, h, px);
             }
@@ -379,7 +376,7 @@ pub fn server(a: RoleArgs) -> Result<()> {
         }
     }
     // Let the client drain the last frames before it sees us gone.
-    let _ = s.wait_for_buffer(Duration::from_secs(2));
+    let _ = s.wait_for_buffer(Some(Duration::from_secs(2)));
     Ok(())
 }
 
@@ -414,7 +411,8 @@ impl Tally {
 pub fn client(a: RoleArgs) -> Result<()> {
     install_stop_handler();
     let (w, h) = a.size;
-    let mut c = Client::connect(&a.file, ClientOptions::default())?;
+    let c = Client::connect(&a.file, ClientOptions::default())?;
+    cancel_on_stop(c.canceller());
     let mut t = Tally::default();
     let start = Instant::now();
     // Rates count from the first frame, not from the wait for the server.
@@ -424,10 +422,10 @@ pub fn client(a: RoleArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     loop {
         let waiting_since = now_ns();
-        match c.wait_frame(Duration::from_millis(100)) {
+        match c.wait_frame(Some(Duration::from_millis(250))) {
             Ok(f) => {
                 let woke = now_ns();
-                let px = f.pixels();
+                let px = f.pixels()?;
                 let ok = f.width() == w
                     && f.height() == h
                     && px.len() >= STAMP_LEN
@@ -449,7 +447,8 @@ pub fn client(a: RoleArgs) -> Result<()> {
                 t.corrupt += u64::from(!ok);
             }
             Err(e) if e.code() == Code::NoFrameAvailable => {}
-            Err(e) if e.code() == Code::Unconnected && t.frames > 0 => break, // server finished
+            Err(_) if stopped() => break,
+            Err(shmimage::Error::ServerGone { .. }) if t.frames > 0 => break, // server finished
             Err(e) => return Err(e.into()),
         }
         if Instant::now() >= next_status {

@@ -4,7 +4,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -326,28 +327,88 @@ impl Flow {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Write end of the pipe the signal handler wakes the canceller thread with.
+static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The engine objects whose waits one Ctrl-C must end.
+static CANCELLERS: Mutex<Vec<shmimage::Canceller>> = Mutex::new(Vec::new());
 
 extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
+    STOP.store(true, Ordering::SeqCst);
+    let fd = STOP_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; one byte from a live local.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
 }
 
-/// Make SIGINT and SIGTERM end the loops cleanly, so a server leaves its
-/// file consistent, a client gives its buffers back and the summary prints.
+/// Make SIGINT and SIGTERM end the run cleanly on the first signal, so a
+/// server leaves its file consistent, a client gives its buffers back and the
+/// summary prints: the flag ends loops, and a thread woken through a pipe
+/// cancels every engine wait in progress (the handler itself may do neither
+/// allocation nor locking).
 pub fn install_stop_handler() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
-        // the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            STOP_PIPE.store(fds[1], Ordering::SeqCst);
+            let read_end = fds[0];
+            let spawned = std::thread::Builder::new().name("stop".into()).spawn(move || {
+                let mut byte = 0u8;
+                loop {
+                    // SAFETY: reads one byte into a live local from our own pipe.
+                    let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+                    if n == 1 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted) {
+                        break;
+                    }
+                }
+                // A wait started after a cancel is not affected by it, so keep
+                // cancelling until the run has wound down.
+                loop {
+                    cancel_all();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            if spawned.is_err() {
+                warn("cannot start the Ctrl-C thread; Ctrl-C ends loops only between waits");
+            }
+        }
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
+            // the handler only stores to an atomic and writes to a pipe, both
+            // async-signal-safe.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    });
+}
+
+fn cancel_all() {
+    if let Ok(list) = CANCELLERS.lock() {
+        for c in list.iter() {
+            c.cancel();
         }
     }
 }
 
+/// Have Ctrl-C end the waits of the object `c` cancels (a server or client).
+pub fn cancel_on_stop(c: shmimage::Canceller) {
+    if let Ok(mut list) = CANCELLERS.lock() {
+        list.push(c);
+    }
+    if stopped() {
+        cancel_all();
+    }
+}
+
 pub fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
+    STOP.load(Ordering::SeqCst)
 }
 
 /// Sleep up to `d`, waking early on Ctrl-C (checked every 50 ms).
@@ -413,15 +474,9 @@ pub fn explain(e: shmimage::Error, path: &Path) -> Box<dyn std::error::Error> {
         E::BadFileSize { len: Some(_), .. } => {
             format!("; recreate it larger, e.g. `rm {p} && shmimage create {p} --max 1920x1080`")
         }
-        // The engine's text says "read-write", which misleads for inspect's
-        // read-only open; say it plainly and hint only at a real cause.
-        E::UnableToOpenFile { reason, .. } => {
-            let fix = if reason.contains("ermission") {
-                format!(" (a server or client needs read and write access: check `ls -l {p}`)")
-            } else {
-                String::new()
-            };
-            return format!("cannot open stream file {p}: {reason}{fix}").into();
+        // The OS error's kind, not its text, tells a permission problem.
+        E::UnableToOpenFile { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!(" (a server or client needs read and write access: check `ls -l {p}`)")
         }
         // The engine's text ends in a generic fix; name the problem once,
         // with the concrete command.

@@ -13,7 +13,8 @@ use clap::Args;
 use serde_json::json;
 use shmimage::{Client, ClientOptions, Error as StreamError};
 
-use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out};
+use crate::output::{OutputArgs, Result};
 use crate::y4m::Y4mWriter;
 
 #[derive(Debug, Args)]
@@ -240,7 +241,8 @@ pub fn run(a: RecordArgs) -> Result<()> {
         std::fs::create_dir_all(&a.out)
             .map_err(|e| format!("cannot create the output folder {}: {e}", a.out.display()))?;
     }
-    let mut client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
+    let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(client.canceller());
     let name = a.file.display().to_string();
     let (sink, what) = match (to_stdout, a.raw) {
         (true, true) => (Sink::Stdout { y4m: false, fps: a.fps }, "standard output (raw RGB)".to_owned()),
@@ -266,7 +268,9 @@ pub fn run(a: RecordArgs) -> Result<()> {
         if stopped() || a.count.is_some_and(|c| queued >= c) {
             break Ok(());
         }
-        let job = match client.wait_frame(Duration::from_millis(100)) {
+        // The engine's wait, up to the --timeout deadline; Ctrl-C cancels it.
+        let left = a.timeout.saturating_sub(last_frame_at.elapsed());
+        let job = match client.wait_frame(Some(left)) {
             Ok(frame) => {
                 flow.tick();
                 let info = frame.info();
@@ -277,18 +281,24 @@ pub fn run(a: RecordArgs) -> Result<()> {
                 }
                 last_number = Some(info.number);
                 // Copy out and unlock at once; the writer thread encodes.
-                ((flow.frames() - 1) % a.every == 0).then(|| {
+                if (flow.frames() - 1) % a.every == 0 {
                     let mut pixels = spare_rx.try_recv().unwrap_or_default();
                     pixels.clear();
-                    pixels.extend_from_slice(frame.pixels());
+                    match frame.pixels() {
+                        Ok(px) => pixels.extend_from_slice(px),
+                        Err(e) => break Err(explain(e, &a.file)),
+                    }
                     let path = if to_stdout {
                         PathBuf::from("-")
                     } else {
                         a.out.join(format!("frame-{:06}.{ext}", info.number))
                     };
-                    Job { path, number: info.number, width: info.width, height: info.height, pixels }
-                })
+                    Some(Job { path, number: info.number, width: info.width, height: info.height, pixels })
+                } else {
+                    None
+                }
             }
+            Err(_) if stopped() => break Ok(()),
             Err(StreamError::NoFrameAvailable) => {
                 let quiet_for = last_frame_at.elapsed();
                 if quiet_for >= a.timeout {
@@ -300,10 +310,9 @@ pub fn run(a: RecordArgs) -> Result<()> {
                     )
                     .into());
                 }
-                status.update(tally.saved, || format!("waiting for frames on {name}"));
                 continue;
             }
-            Err(StreamError::Unconnected { .. }) => {
+            Err(StreamError::ServerGone { .. }) => {
                 if a.count.is_none() && queued > 0 {
                     status.event("server_left", format!("the server of {name} exited; stream ended"), json!({}));
                     break Ok(());

@@ -12,7 +12,7 @@ use shmimage::layout::file_len_for_frame;
 use shmimage::{Error as StreamError, Server, ServerOptions, StreamFile};
 
 use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, parse_wxh, sleep_unless_stopped};
-use crate::output::{stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, stopped, Flow, Out, OutputArgs, Result};
 use crate::y4m::Y4mReader;
 
 #[derive(Debug, Args)]
@@ -359,7 +359,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         );
     }
     let options = ServerOptions { flip_vertical: a.flip, ..ServerOptions::default() };
-    let mut server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
+    let server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(server.canceller());
     check_fits(&source, &a.file, server.capacity())?;
 
     out.line(format!(
@@ -398,17 +399,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
             }
             status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
             let since = Instant::now();
-            loop {
-                if stopped() {
-                    break 'frames Ok(());
-                }
-                if wait_client.is_some_and(|t| since.elapsed() >= t) {
-                    break 'frames Err(no_client(&a.file, since.elapsed()));
-                }
-                if server.wait_for_client(Duration::from_millis(100)).is_ok() {
-                    break;
-                }
-                status.update(flow.frames(), || format!("waiting for a client on {name}"));
+            // The engine's wait: ended by a client, the deadline or Ctrl-C.
+            match server.wait_for_client(wait_client) {
+                Ok(()) => {}
+                Err(_) if stopped() => break 'frames Ok(()),
+                Err(StreamError::Unconnected) => break 'frames Err(no_client(&a.file, since.elapsed())),
+                Err(e) => break 'frames Err(explain(e, &a.file)),
             }
             // Pace from the moment a client is there, not from before.
             next_due = Instant::now();
@@ -426,12 +422,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             next_due = (next_due + p).max(Instant::now());
         }
         // Wait for a free buffer rather than drop the frame: the client
-        // holds both only briefly. Ctrl-C and a departing client end the wait.
-        while !stopped() {
-            match server.wait_for_buffer(Duration::from_millis(100)) {
-                Err(StreamError::NoBufferAvailable) => continue,
-                _ => break,
-            }
+        // holds both only briefly. Ctrl-C and a departing client end the wait
+        // (put_frame then says which).
+        if server.wait_for_buffer(None).is_err() && stopped() {
+            break Ok(());
         }
         if a.lossless && !warned_banded && (buf.len() as u64) > server.capacity() {
             // The client assembles banded frames in its own memory, out of
@@ -447,11 +441,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
             Ok(()) => {
                 flow.tick();
                 if a.lossless {
-                    wait_until_taken(&mut server);
+                    // Ended by the client taking it, leaving, or Ctrl-C.
+                    let _ = server.wait_until_taken(None);
                 }
             }
             Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected { .. }) => unconnected += 1,
+            Err(StreamError::Unconnected) => unconnected += 1,
+            Err(_) if stopped() => break Ok(()),
             Err(e) => break Err(explain(e, &a.file)),
         }
         status.update(flow.frames(), || {
@@ -465,7 +461,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     // Give the client a moment to take the last frame before this process
     // (and its liveness lock) goes away; it can read it afterwards anyway.
     if outcome.is_ok() && !stopped() && flow.frames() > 0 {
-        wait_until_taken_for(&mut server, Duration::from_secs(2));
+        let _ = server.wait_until_taken(Some(Duration::from_secs(2)));
     }
     status.finish();
     let mut v = flow.json();
@@ -483,19 +479,3 @@ pub fn run(a: ServeArgs) -> Result<()> {
 
 /// How long `serve --count N` waits for a client unless --wait-client says.
 const DEFAULT_COUNT_WAIT: Duration = Duration::from_secs(10);
-
-fn wait_until_taken(server: &mut Server) {
-    wait_until_taken_for(server, Duration::MAX);
-}
-
-/// Wait until the client has taken the frames sent so far, the client leaves,
-/// or `limit` passes; in slices, so Ctrl-C still ends the wait.
-fn wait_until_taken_for(server: &mut Server, limit: Duration) {
-    let start = Instant::now();
-    while !stopped() && start.elapsed() < limit {
-        match server.wait_until_taken(Duration::from_millis(100).min(limit.saturating_sub(start.elapsed()))) {
-            Ok(false) => {}
-            Ok(true) | Err(_) => return,
-        }
-    }
-}

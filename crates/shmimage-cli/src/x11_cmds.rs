@@ -1,7 +1,7 @@
 //! `shmimage view`, `shmimage capture` and `shmimage x11-info`: thin shells
 //! over shmimage-x11 that parse arguments, run the loops and report.
 
-use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
     let path = if a.no_shm { Some(DrawPath::Core) } else { a.path.map(DrawPath::from) };
     let name = a.file.display().to_string();
     let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(client.canceller());
     let options = ViewerOptions { display: a.display.clone(), path, title: format!("shmimage view {name}") };
     let mut viewer = Viewer::open(&options)?;
     let mut status = out.status(a.frames);
@@ -151,7 +152,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
 fn view_loop(
     a: &ViewArgs,
     name: &str,
-    mut client: Client,
+    client: Client,
     viewer: &mut Viewer,
     status: &mut crate::output::Status,
     announced: &mut DrawPath,
@@ -179,14 +180,19 @@ fn view_loop(
         if !viewer.ready() {
             continue;
         }
-        match client.wait_frame(Duration::from_millis(20)) {
+        // A short wait: X events (close button, exposures) need this loop too.
+        match client.wait_frame(Some(Duration::from_millis(20))) {
             Ok(frame) => {
                 let n = frame.number();
                 if let Some(prev) = last_number {
                     dropped += u64::from(n.wrapping_sub(prev).wrapping_sub(1).min(1 << 20));
                 }
                 last_number = Some(n);
-                let events = or_break!(viewer.show(frame.width(), frame.height(), frame.pixels()));
+                let pixels = match frame.pixels() {
+                    Ok(px) => px,
+                    Err(e) => break Err(explain(e, &a.file)),
+                };
+                let events = or_break!(viewer.show(frame.width(), frame.height(), pixels));
                 drop(frame);
                 flow.tick();
                 last_frame = Instant::now();
@@ -199,7 +205,8 @@ fn view_loop(
                 }
             }
             Err(StreamError::NoFrameAvailable) => {}
-            Err(e @ StreamError::Unconnected { .. }) => {
+            Err(_) if stopped() => break Ok(()),
+            Err(e @ StreamError::ServerGone { .. }) => {
                 if !server_gone_said {
                     status.event("server_left", format!("{e}; waiting for a server"), json!({"path": name}));
                     server_gone_said = true;
@@ -287,7 +294,8 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
             json!({"path": name, "file_len": len}),
         );
     }
-    let mut server = Server::create(&a.file, ServerOptions::default()).map_err(|e| explain(e, &a.file))?;
+    let server = Server::create(&a.file, ServerOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(server.canceller());
     let start = Instant::now();
     let mut waiting_since = Instant::now();
     let mut said_waiting = false;
@@ -304,10 +312,15 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
                 status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
                 said_waiting = true;
             }
-            if a.timeout.is_some_and(|t| waiting_since.elapsed() > t) {
-                break Err(format!("no client connected to {name} within --timeout").into());
+            let left = a.timeout.map(|t| t.saturating_sub(waiting_since.elapsed()));
+            match server.wait_for_client(left) {
+                Ok(()) => {}
+                Err(_) if stopped() => break Ok(()),
+                Err(StreamError::Unconnected) => {
+                    break Err(format!("no client connected to {name} within --timeout").into())
+                }
+                Err(e) => break Err(explain(e, &a.file)),
             }
-            let _ = server.wait_for_client(Duration::from_millis(50));
             continue;
         }
         said_waiting = false;
@@ -340,7 +353,7 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
         match server.put_frame(number, w, h, &rgb) {
             Ok(()) => flow.tick(),
             Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected { .. }) => {}
+            Err(StreamError::Unconnected) => {}
             Err(e) => break Err(explain(e, &a.file)),
         }
         status.update(flow.frames(), || {

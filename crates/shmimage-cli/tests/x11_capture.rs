@@ -51,8 +51,8 @@ fn wait_for_frame(client: &mut Client, w: u32, h: u32, want: &[u8], cap: &Shmima
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
-        if let Ok(f) = client.wait_frame(Duration::from_millis(200)) {
-            if (f.width(), f.height()) == (w, h) && f.pixels() == want {
+        if let Ok(f) = client.wait_frame(Some(Duration::from_millis(200))) {
+            if (f.width(), f.height()) == (w, h) && f.pixels().is_ok_and(|p| p == want) {
                 return f.number();
             }
             seen.push((f.number(), f.width(), f.height()));

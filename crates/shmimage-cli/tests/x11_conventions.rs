@@ -50,8 +50,8 @@ fn view_quiet_prints_nothing_and_capture_speaks_json() {
     let d = dst.to_str().unwrap();
     let mut cap = Shmimage::spawn(&["capture", "--display", &x.display, "--root", "--fps", "50", "--json", d]);
     cap.wait_line("\"event\":\"waiting\"");
-    let mut client = shmimage::Client::connect(&dst, shmimage::ClientOptions::default()).unwrap();
-    eventually("a grab arrives", || client.wait_frame(std::time::Duration::from_millis(100)).is_ok());
+    let client = shmimage::Client::connect(&dst, shmimage::ClientOptions::default()).unwrap();
+    eventually("a grab arrives", || client.wait_frame(Some(std::time::Duration::from_millis(100))).is_ok());
     cap.signal(libc::SIGINT);
     let (st, out) = cap.wait();
     assert!(st.success(), "{out}");

@@ -247,7 +247,7 @@ impl PatternServer {
         let stop = Arc::new(AtomicBool::new(false));
         let frame = Arc::new(Mutex::new((w, h, rgb)));
         let sent = Arc::new(AtomicU32::new(0));
-        let mut server = Server::create(path, ServerOptions::default()).expect("server");
+        let server = Server::create(path, ServerOptions::default()).expect("server");
         let (s, f, n) = (Arc::clone(&stop), Arc::clone(&frame), Arc::clone(&sent));
         let handle = std::thread::spawn(move || {
             let mut number = 0u32;
