@@ -19,7 +19,9 @@ use clap::Args;
 use serde_json::{json, Value};
 use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
-use crate::output::{cancel_on_stop, install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result};
+use crate::output::{
+    cancel_on_stop, install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result,
+};
 
 const MAGIC: &[u8; 4] = b"SHMI";
 /// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.

@@ -11,8 +11,10 @@ use serde_json::json;
 use shmimage::layout::file_len_for_frame;
 use shmimage::{Error as StreamError, Server, ServerOptions, StreamFile};
 
-use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, parse_wxh, sleep_unless_stopped};
 use crate::output::{cancel_on_stop, stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{
+    explain, human_bytes, install_stop_handler, parse_fps, parse_secs, parse_wxh, sleep_unless_stopped,
+};
 use crate::y4m::Y4mReader;
 
 #[derive(Debug, Args)]
@@ -325,6 +327,33 @@ fn check_fits(source: &Source, path: &Path, capacity: u64) -> Result<()> {
     Ok(())
 }
 
+/// This machine's memory in bytes (MemTotal), if /proc tells.
+fn total_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>();
+    kib.ok()?.checked_mul(1024)
+}
+
+/// Refuse, before any file or buffer exists, frames this machine cannot
+/// hold: serve keeps one frame in memory and the stream file two, so a frame
+/// over half the memory is refused at once rather than grown into.
+fn check_memory(source: &Source) -> Result<()> {
+    let Some(mem) = total_memory() else { return Ok(()) };
+    for (w, h) in source.sizes()? {
+        let bytes = shmimage::layout::frame_bytes(w, h).unwrap_or(u64::MAX);
+        if bytes > mem / 2 {
+            return Err(format!(
+                "{w}x{h} frames are too large: one takes {bytes} bytes ({}), more than half of this machine's \
+                 memory ({}); choose a smaller --size",
+                human_bytes(bytes),
+                human_bytes(mem)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: ServeArgs) -> Result<()> {
     let out = Out::new(&a.output);
     install_stop_handler();
@@ -348,6 +377,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     // asked for N frames must not hang when nobody ever comes.
     let wait_client = a.wait_client.or(a.count.map(|_| DEFAULT_COUNT_WAIT));
 
+    check_memory(&source)?;
     let name = a.file.display().to_string();
     if std::fs::symlink_metadata(&a.file).is_err() {
         let len = source.file_len()?;

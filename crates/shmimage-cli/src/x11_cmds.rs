@@ -1,7 +1,9 @@
 //! `shmimage view`, `shmimage capture` and `shmimage x11-info`: thin shells
 //! over shmimage-x11 that parse arguments, run the loops and report.
 
-use crate::output::{cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{
+    cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
