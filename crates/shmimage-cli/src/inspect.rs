@@ -60,6 +60,7 @@ impl Pace {
         if let Some(&(_, prev)) = self.samples.back() {
             let delta = n.wrapping_sub(prev);
             if delta == 0 {
+                // The same newest frame: nothing new since the last look.
             } else if shmimage::layout::is_newer(n, prev) {
                 self.frames += u64::from(delta);
                 self.last_change = Some(now);

@@ -14,9 +14,12 @@ use crate::output::Result;
 /// The first bytes of every y4m stream.
 pub const MAGIC: &[u8] = b"YUV4MPEG2 ";
 
+/// A reader with its first bytes read ahead and put back in front.
+pub type Peeked<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
 /// Read the first bytes of `input` and tell whether it is y4m; the reader
 /// handed back yields every byte again, the peeked ones first.
-pub fn sniff<R: Read>(mut input: R) -> std::io::Result<(bool, std::io::Chain<std::io::Cursor<Vec<u8>>, R>)> {
+pub fn sniff<R: Read>(mut input: R) -> std::io::Result<(bool, Peeked<R>)> {
     let mut head = vec![0; MAGIC.len()];
     let mut got = 0;
     // A pipe may deliver the magic in pieces; read until it is all here.
