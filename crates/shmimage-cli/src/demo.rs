@@ -337,7 +337,7 @@ pub fn server(a: RoleArgs) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     let pattern = Pattern::new(w);
-    let len = w as usize * h as usize * 3;
+    let len = shmimage::layout::frame_bytes(w, h).and_then(|n| usize::try_from(n).ok()).ok_or("frame too large")?;
     let mut scratch = if a.copy { vec![0u8; len] } else { Vec::new() };
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(a.seconds);

@@ -263,7 +263,7 @@ fn to_text(s: &Inspection) -> Vec<String> {
     let n = s.layout.capacity();
     let mut lines = vec![
         format!("file      {}", s.path.display()),
-        format!("size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)", human_bytes(len), n / 3),
+        format!("size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)", human_bytes(len), n / shmimage::layout::BYTES_PER_PIXEL),
         format!("server    {}", liveness(s.server_alive)),
         format!("client    {}", liveness(s.client_alive)),
     ];

@@ -167,7 +167,9 @@ impl Source {
                 read_png(path, buf).map(Some)
             }
             Source::Stdin { w, h, input, frames } => {
-                let len = *w as usize * *h as usize * 3;
+                let len = shmimage::layout::frame_bytes(*w, *h)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| format!("{w}x{h} frames are too large"))?;
                 buf.resize(len, 0);
                 let got = read_full(input, buf).map_err(|e| format!("reading stdin: {e}"))?;
                 if got == 0 {
