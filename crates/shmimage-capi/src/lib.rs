@@ -108,11 +108,15 @@ fn next_id() -> usize {
     0x5348_0001 + 2 * NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The stream behind a handle, usable in this process (not closed, not
+/// inherited across fork).
 fn lookup(stream: SharedMemoryImageStream) -> Result<Arc<StreamObject>, Code> {
     if stream.is_null() {
         return Err(Code::BadArgs);
     }
-    registry().get(&(stream as usize)).cloned().ok_or(Code::StaleHandle)
+    let obj = registry().get(&(stream as usize)).cloned().ok_or(Code::StaleHandle)?;
+    obj.stream.check_usable().map_err(|e| e.code())?;
+    Ok(obj)
 }
 
 impl StreamObject {

@@ -253,6 +253,13 @@ impl Client {
         matches!(self.inner.map().check_intact(), Err(Error::FileTruncated { .. }))
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close; else Ok.
+    /// Every call makes this check first; faces use it to answer before
+    /// consulting state of their own.
+    pub fn check_usable(&self) -> Result<()> {
+        self.inner.ep.check()
+    }
+
     /// True once [`Client::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.inner.ep.is_closed()

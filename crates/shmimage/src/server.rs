@@ -150,6 +150,13 @@ impl Server {
         self.inner.map().states().contains(&INIT)
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close; else Ok.
+    /// Every call makes this check first; faces use it to answer before
+    /// consulting state of their own.
+    pub fn check_usable(&self) -> Result<()> {
+        self.inner.ep.check()
+    }
+
     /// True once [`Server::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.inner.ep.is_closed()
