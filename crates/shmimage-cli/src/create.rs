@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
-use shmimage::layout::{file_len_for_frame, Layout, BYTES_PER_PIXEL, ENSIGHT_FILE_SIZE, MIN_FILE_SIZE};
+use shmimage::layout::{file_len_for_frame, Layout, ENSIGHT_FILE_SIZE, MIN_FILE_SIZE};
 use shmimage::StreamFile;
 
 use crate::output::{explain, human_bytes, parse_bytes, parse_wxh, Out, OutputArgs, Result};
@@ -62,7 +62,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let facts = json!({
         "file_len": len,
         "capacity": layout.capacity(),
-        "max_pixels_one_band": layout.capacity() / BYTES_PER_PIXEL,
+        "max_pixels_one_band": layout.pixels_per_buffer(),
     });
     if a.print_size {
         if out.json() {
@@ -87,7 +87,9 @@ pub fn run(a: CreateArgs) -> Result<()> {
     }
     let fits = match a.max {
         Some((w, h)) => format!("{w}x{h} frames travel in one band"),
-        None => format!("frames of up to {} pixels travel in one band, larger ones in bands", layout.capacity() / BYTES_PER_PIXEL),
+        None => {
+            format!("frames of up to {} pixels travel in one band, larger ones in bands", layout.pixels_per_buffer())
+        }
     };
     out.line(format!(
         "created {} ({len} bytes = {}, mode 0600): {} bytes per buffer; {fits}",

@@ -96,8 +96,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // A loan is one whole frame in one buffer; frames that travel in bands
     // are copied in with put_frame.
     let file_len = std::fs::metadata(file.path())?.len();
-    let banded = shmimage::layout::Layout::for_file_len(file_len)
-        .is_some_and(|l| shmimage::layout::frame_bytes(w, h).is_some_and(|b| b > l.capacity()));
+    let banded = shmimage::layout::Layout::for_file_len(file_len).is_some_and(|l| !l.fits_one_band(w, h));
     let copy = a.copy || banded;
     let view_file = if a.view {
         if std::env::var_os("DISPLAY").is_none() {
@@ -191,14 +190,25 @@ pub fn run(a: DemoArgs) -> Result<()> {
         let _ = v.kill();
         let _ = v.wait();
     }
-    let client_ok = client.wait()?.success();
-    let server_ok = server.wait()?.success();
+    // A process ended by the forwarded Ctrl-C before its own handler was in
+    // place (killed by that SIGTERM) did not fail.
+    let ended_well = |st: std::process::ExitStatus| {
+        st.success() || (stopped() && std::os::unix::process::ExitStatusExt::signal(&st) == Some(libc::SIGTERM))
+    };
+    let client_ok = ended_well(client.wait()?);
+    let server_ok = ended_well(server.wait()?);
     finished.store(true, Ordering::Relaxed);
     let _ = watcher.join();
-    let summary = summary.ok_or("the client process ended without a summary")?;
+    let summary = match summary {
+        Some(s) => s,
+        // Stopped while the processes were still starting: nothing streamed.
+        None if stopped() => "frames=0 corrupt=0 stopped_before_start=1".to_owned(),
+        None => return Err("the client process ended without a summary".into()),
+    };
     let corrupt = field(&summary, "corrupt").unwrap_or(u64::MAX);
     let frames = field(&summary, "frames").unwrap_or(0);
-    let outcome: Result<()> = if !client_ok || !server_ok || corrupt != 0 || frames == 0 {
+    // A run stopped before any frame streamed did not fail either.
+    let outcome: Result<()> = if !client_ok || !server_ok || corrupt != 0 || (frames == 0 && !stopped()) {
         Err(format!(
             "demo failed: {frames} frames, {corrupt} corrupt, server {}, client {}",
             ok(server_ok),

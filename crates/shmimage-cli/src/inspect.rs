@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
-use shmimage::layout::{Corrupt, Header};
-use shmimage::state::BufferState;
-use shmimage::{BufferView, Inspection};
+use shmimage::Inspection;
 
 use crate::output::{explain, human_bytes, install_stop_handler, parse_secs, sleep_unless_stopped, stopped, Out};
 use crate::output::{OutputArgs, Result};
@@ -166,13 +164,6 @@ fn show(out: &Out, s: &Inspection, pace: Option<&Pace>) {
     }
 }
 
-fn state_name(b: &BufferView) -> String {
-    match b.state() {
-        Some(s) => s.name().to_owned(),
-        None => format!("INVALID({:#010x})", b.state_word),
-    }
-}
-
 fn liveness(v: Option<bool>) -> &'static str {
     match v {
         Some(true) => "alive",
@@ -181,96 +172,23 @@ fn liveness(v: Option<bool>) -> &'static str {
     }
 }
 
-fn problem(c: Corrupt) -> &'static str {
-    match c {
-        Corrupt::ZeroSize => "width, height or num_scanlines is 0",
-        Corrupt::RowsOutsideFrame => "offset + num_scanlines exceeds height",
-        Corrupt::BandExceedsBuffer => "the rows do not fit in the buffer",
-        Corrupt::FrameExceedsLimit => "the frame is larger than a client will assemble",
-    }
-}
-
-fn describe_contents(b: &BufferView) -> String {
-    let h = b.header;
-    match b.band {
-        Ok(band) if band.is_whole_frame() => {
-            format!(
-                "frame {} {}x{}, whole frame ({})",
-                h.frame_number,
-                h.width,
-                h.height,
-                human_bytes(band.payload_len())
-            )
-        }
-        Ok(band) => format!(
-            "frame {} {}x{}, band: rows {}..{} of {}",
-            h.frame_number,
-            h.width,
-            h.height,
-            band.first_row,
-            u64::from(band.first_row) + u64::from(band.rows),
-            h.height
-        ),
-        Err(_) if h == Header::default() => "empty (all fields 0)".to_owned(),
-        Err(c) => format!(
-            "not a valid band: frame {} {}x{} offset {} num_scanlines {} ({})",
-            h.frame_number,
-            h.width,
-            h.height,
-            h.offset,
-            h.num_scanlines,
-            problem(c)
-        ),
-    }
-}
-
-/// One sentence on what the states and locks together mean.
-pub(crate) fn summary(s: &Inspection) -> String {
-    use BufferState as S;
-    let states = s.buffers.map(|b| b.state());
-    let (server, client) = (s.server_alive == Some(true), s.client_alive == Some(true));
-    if states.iter().any(Option::is_none) {
-        return "corrupt: a state word is not a state (0..4); a connecting client resets it".to_owned();
-    }
-    if s.is_blank() {
-        return if server || client {
-            "blank headers, but a peer has the file open".to_owned()
-        } else {
-            "blank: a new file that no server has opened yet".to_owned()
-        };
-    }
-    let init = states.contains(&Some(S::Init));
-    match (init, server, client) {
-        (true, true, _) => "server waiting for a client (INIT)".to_owned(),
-        (true, false, true) => "client open, but the stream is unconnected (INIT) and no server runs".to_owned(),
-        (true, false, false) => "idle: unconnected (INIT), no server or client running".to_owned(),
-        (false, true, true) => {
-            let queued = states.iter().filter(|s| **s == Some(S::Client)).count();
-            let locked = states.contains(&Some(S::ClientLocked));
-            format!(
-                "streaming: server and client connected; {queued} frame(s) waiting{}",
-                if locked { ", one locked by the client" } else { "" }
-            )
-        }
-        (false, false, true) => "client connected; no server running (it exited or has not started)".to_owned(),
-        (false, true, false) => "server running; the client that connected is gone".to_owned(),
-        (false, false, false) => "idle: last used by a server and client that are both gone".to_owned(),
-    }
-}
-
 fn to_text(s: &Inspection) -> Vec<String> {
     let len = s.layout.file_len();
     let n = s.layout.capacity();
     let mut lines = vec![
         format!("file      {}", s.path.display()),
-        format!("size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)", human_bytes(len), n / shmimage::layout::BYTES_PER_PIXEL),
+        format!(
+            "size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)",
+            human_bytes(len),
+            s.layout.pixels_per_buffer()
+        ),
         format!("server    {}", liveness(s.server_alive)),
         format!("client    {}", liveness(s.client_alive)),
     ];
     for (i, b) in s.buffers.iter().enumerate() {
-        lines.push(format!("buffer {i}  @{:<10} {:<13} {}", b.header_offset, state_name(b), describe_contents(b)));
+        lines.push(format!("buffer {i}  @{:<10} {:<13} {}", b.header_offset, b.state_name(), b.describe()));
     }
-    lines.push(format!("summary   {}", summary(s)));
+    lines.push(format!("summary   {}", s.diagnose()));
     lines
 }
 
@@ -285,7 +203,7 @@ fn to_json(s: &Inspection) -> Value {
                 "index": i,
                 "header_offset": b.header_offset,
                 "payload_offset": b.header_offset + shmimage::layout::HEADER_SIZE,
-                "state": state_name(b),
+                "state": b.state_name(),
                 "state_word": b.state_word,
                 "state_valid": b.state().is_some(),
                 "frame_number": h.frame_number,
@@ -295,7 +213,7 @@ fn to_json(s: &Inspection) -> Value {
                 "num_scanlines": h.num_scanlines,
                 "valid_band": b.band.is_ok(),
                 "whole_frame": b.band.is_ok_and(|band| band.is_whole_frame()),
-                "problem": b.band.err().map(problem),
+                "problem": b.band.err().map(|c| c.describe()),
             })
         })
         .collect();
@@ -306,7 +224,7 @@ fn to_json(s: &Inspection) -> Value {
         "server_alive": s.server_alive,
         "client_alive": s.client_alive,
         "blank": s.is_blank(),
-        "summary": summary(s),
+        "summary": s.diagnose().to_string(),
         "buffers": buffers,
     })
 }

@@ -202,7 +202,7 @@ fn examine(path: &Path, open: &HashMap<PathBuf, Vec<(u32, String)>>) -> Option<F
         path: path.to_owned(),
         protocol: "ensight-1.0",
         len: meta.len(),
-        state: crate::inspect::summary(&inspection),
+        state: inspection.diagnose().to_string(),
         inspection: Some(inspection),
         pids,
         fps: None,

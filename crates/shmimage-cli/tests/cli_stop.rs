@@ -116,10 +116,23 @@ fn one_sigint_stops_the_demo_and_its_two_processes() {
     let (child, mut lines) = spawn_json(&["demo", "--size", "64x48", "--seconds", "600", "--fps", "100"]);
     let start = until_event(&mut lines, "start");
     let file = start["path"].as_str().unwrap().to_owned();
-    wait_until("both demo processes run", || processes_naming(&file).len() >= 2);
+    // Frames flow: both processes are up (and past their start-up).
+    wait_until("frames flow", || {
+        shmimage::inspect(&file).is_ok_and(|i| i.buffers.iter().any(|b| b.header.frame_number > 0))
+    });
     let done = stops_on_one_sigint(child, lines);
     assert_eq!(done["ok"], true, "{done}");
     assert!(done["frames"].as_f64().unwrap() > 0.0, "{done}");
+    assert!(processes_naming(&file).is_empty(), "the demo's server and client are gone");
+}
+
+#[test]
+fn one_sigint_right_after_the_demo_starts_still_ends_cleanly() {
+    let (child, mut lines) = spawn_json(&["demo", "--size", "64x48", "--seconds", "600"]);
+    let start = until_event(&mut lines, "start");
+    let file = start["path"].as_str().unwrap().to_owned();
+    let done = stops_on_one_sigint(child, lines);
+    assert_eq!(done["ok"], true, "{done}");
     assert!(processes_naming(&file).is_empty(), "the demo's server and client are gone");
 }
 
