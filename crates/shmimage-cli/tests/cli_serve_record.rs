@@ -228,6 +228,10 @@ fn record_reports_a_server_that_exits_before_count() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // The client must see the server alive once to know later that it is
+    // gone (a server that takes no lock, like EnSight's own, is never
+    // "gone"); a client that connects first can miss a very short-lived one.
+    wait_for_server(&f);
     let o =
         run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec")), "--count", "5", "--timeout", "30"]);
     ok(&finish(server));
