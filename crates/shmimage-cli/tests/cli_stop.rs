@@ -225,3 +225,29 @@ fn inspect_watch_shows_the_rate_and_time_since_the_last_frame() {
     assert!(growing >= 5, "the time since the last frame does not grow once the server stopped");
     stops_on_one_sigint(watch, w_lines);
 }
+
+#[test]
+fn status_lines_in_a_pipe_come_at_most_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.shm");
+    // Text mode into a pipe: events, status lines, then the summary.
+    let started = std::time::Instant::now();
+    let server = shmimage()
+        .args(["serve", path_str(&f), "--size", "8x8", "--count", "150", "--fps", "100", "--lossless"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the server is up", || shmimage::inspect(&f).is_ok_and(|s| s.server_alive == Some(true)));
+    let rec = run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec")), "--raw", "--count", "150"]);
+    ok(&rec);
+    let o = finish(server);
+    ok(&o);
+    let secs = started.elapsed().as_secs_f64();
+    for (who, out) in [("serve", text(&o.stdout)), ("record", text(&rec.stdout))] {
+        let status = out.lines().filter(|l| l.starts_with("frame ")).count();
+        // One per whole second that passed, at most (the first after 1 s).
+        assert!(status as f64 <= secs.floor(), "{who}: {status} status lines in {secs:.1} s:\n{out}");
+        assert!(out.lines().last().is_some_and(|l| l.contains("frame(s)")), "{who} ends with its summary:\n{out}");
+    }
+}
