@@ -204,13 +204,13 @@ fn read_ensight_frames(path: &Path, n: usize, limit: Duration) -> Vec<(u32, u32,
     let end = Instant::now() + limit;
     let mut got = Vec::new();
     while got.len() < n && Instant::now() < end {
-        let Ok(mut client) = Client::connect(path, ClientOptions::default()) else {
+        let Ok(client) = Client::connect(path, ClientOptions::default()) else {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         while got.len() < n && Instant::now() < end {
-            match client.wait_frame(Duration::from_millis(200)) {
-                Ok(f) => got.push((f.width(), f.height(), f.pixels().to_vec())),
+            match client.wait_frame(Some(Duration::from_millis(200))) {
+                Ok(f) => got.push((f.width(), f.height(), f.pixels().unwrap().to_vec())),
                 Err(shmimage::Error::NoFrameAvailable) => {}
                 Err(_) => break,
             }

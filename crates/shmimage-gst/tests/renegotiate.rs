@@ -67,7 +67,7 @@ fn child_ensight_writer() {
     let Some(path) = child_args(CHILD) else { return };
     let file = shmimage::layout::file_len_for_frame(320, 240).unwrap();
     shmimage::StreamFile::create_at(&path, file).unwrap();
-    let mut server = shmimage::Server::create(&path, shmimage::ServerOptions::default()).unwrap();
+    let server = shmimage::Server::create(&path, shmimage::ServerOptions::default()).unwrap();
     for n in 1..=3000u32 {
         let (w, h) = if n <= 100 { (160, 120) } else { (320, 240) };
         let _ = server.put_frame(n, w, h, &rgb_pattern(n, w, h));

@@ -117,7 +117,10 @@ impl Ensight {
         self.number = self.number.wrapping_add(1);
         let loaned = match self.server.loan(w, h) {
             Ok(mut loan) => {
-                let dst = loan.as_mut_slice();
+                let dst = match loan.pixels_mut() {
+                    Ok(d) => d,
+                    Err(e) => return Err(e.to_string()),
+                };
                 for (d, s) in dst.chunks_mut(row).zip(src.chunks(stride)) {
                     let Some(s) = s.get(..row) else { return Err("short plane".into()) };
                     d.copy_from_slice(s);

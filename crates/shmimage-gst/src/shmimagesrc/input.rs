@@ -100,17 +100,25 @@ impl Ensight {
     }
 
     fn pull(&mut self, wait: Duration) -> Result<Option<Pulled>, PullError> {
-        let frame = match self.client.wait_frame(wait) {
+        let frame = match self.client.wait_frame(Some(wait)) {
             Ok(f) => f,
             Err(Error::NoFrameAvailable) => return Ok(None),
-            Err(e @ Error::Unconnected { .. }) => return Err(PullError::WriterGone(e.to_string())),
+            // The server exited, or another one took the file over: the
+            // stream goes on only with a new connection.
+            Err(
+                e @ (Error::ServerGone { .. }
+                | Error::Unconnected
+                | Error::FileReplaced { .. }
+                | Error::StreamReset { .. }),
+            ) => return Err(PullError::WriterGone(e.to_string())),
             Err(e) => return Err(PullError::Failed(e.to_string())),
         };
         let (w, h) = (frame.width(), frame.height());
         let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
             .build()
             .map_err(|e| PullError::Failed(format!("a {w}x{h} RGB frame: {e}")))?;
-        let buffer = copy_rows(&info, frame.pixels(), w as usize * 3)
+        let pixels = frame.pixels().map_err(|e| PullError::Failed(e.to_string()))?;
+        let buffer = copy_rows(&info, pixels, w as usize * 3)
             .map_err(|e| PullError::Failed(format!("copying a {w}x{h} frame: {e}")))?;
         Ok(Some(Pulled { info, buffer, age: None, sequence: u64::from(frame.number()), copied: true }))
     }
