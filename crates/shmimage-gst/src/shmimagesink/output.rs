@@ -143,7 +143,7 @@ impl Ensight {
         };
         match result {
             Ok(()) => Ok(Written::Copied),
-            Err(Error::Unconnected { .. } | Error::NoBufferAvailable) => Ok(Written::Dropped),
+            Err(Error::Unconnected | Error::NoBufferAvailable) => Ok(Written::Dropped),
             Err(e) => Err(e.to_string()),
         }
     }

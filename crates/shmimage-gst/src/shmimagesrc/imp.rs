@@ -366,7 +366,7 @@ impl BaseSrcImpl for ShmImageSrc {
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
         let current = self.state().as_ref().and_then(|s| s.info.as_ref()).and_then(|i| i.to_caps().ok());
-        let caps = current.unwrap_or_else(|| caps::native_caps());
+        let caps = current.unwrap_or_else(caps::native_caps);
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,

@@ -43,7 +43,7 @@ impl Drop for Slot {
 
 impl Native {
     pub(crate) fn open(path: &Path, lossless: bool, max_held: usize) -> Result<Native, String> {
-        let options = ReaderOptions { lossless, ..ReaderOptions::default() };
+        let options = ReaderOptions { lossless };
         let reader = Reader::open(path, &options).map_err(|e| e.to_string())?;
         Ok(Native { reader, held: Arc::new(AtomicUsize::new(0)), max_held })
     }
