@@ -20,8 +20,10 @@ fn downstream_holding_buffers_never_blocks_the_writer() {
     let writer = Writer::create(&path, &options).unwrap();
     let desc = FrameDesc::new(PixelFormat::Rgba8, 64, 48).unwrap();
     // The appsink is never pulled from: it keeps every buffer.
-    let reading =
-        format!("shmimagesrc path={} max-held-slots=2 ! appsink name=out sync=false max-buffers=0", path.display());
+    let reading = format!(
+        "shmimagesrc path={} max-held-slots=2 stats-interval=100 ! appsink name=out sync=false max-buffers=0",
+        path.display()
+    );
     let pipeline = gst::parse::launch(&reading).unwrap().downcast::<gst::Pipeline>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let end = Instant::now() + Duration::from_secs(30);
@@ -40,6 +42,15 @@ fn downstream_holding_buffers_never_blocks_the_writer() {
     while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
         held.push(s);
     }
+    // The source says so in its stats: frames copied, at most two slots held.
+    let mut stats = None;
+    while let Some(m) = pipeline.bus().unwrap().pop() {
+        if let Some(s) = m.structure().filter(|s| s.name() == "shmimagesrc-stats") {
+            stats = Some((s.get::<u64>("copied").unwrap(), s.get::<u64>("held-slots").unwrap()));
+        }
+    }
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(held.len() > 10, "the reader saw {} frames", held.len());
+    let (copied, held_slots) = stats.expect("no shmimagesrc-stats message");
+    assert!(copied > 0 && held_slots <= 2, "copied {copied}, held {held_slots}");
 }
