@@ -42,6 +42,18 @@ fn bad_paths_and_garbage_files_are_errors() {
         let e = first_error(desc);
         assert!(!e.is_empty(), "{desc}");
     }
+    // One protocol's writer never starts over the other's stream.
+    let native = dir.path().join("native");
+    let options = shmimage::native::WriterOptions::for_frame(shmimage::native::PixelFormat::Rgb8, 64, 48).unwrap();
+    drop(shmimage::native::Writer::create(&native, &options).unwrap());
+    let before = std::fs::read(&native).unwrap();
+    let e = first_error(&format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=RGB ! shmimagesink path={} ensight=true",
+        native.display()
+    ));
+    assert!(e.contains("is a native stream"), "{e}");
+    assert_eq!(std::fs::read(&native).unwrap(), before, "the native stream was touched");
+
     // Garbage of a 1.0 stream's size is a 1.0 stream whose server has not
     // started (protocol 1.0 lets a client come first): the source waits,
     // and stops at once when asked.

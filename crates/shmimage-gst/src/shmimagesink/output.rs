@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gst_video::prelude::*;
-use shmimage::{layout, Error, Server, ServerOptions, StreamFile};
+use shmimage::{layout, Error, Protocol, Server, ServerOptions, StreamFile};
 
 use super::native_output::Native;
 
@@ -32,6 +32,20 @@ impl Output {
     /// Open (or create, sized for `info`) the stream at `path`.
     /// `ensight`: a 1.0 stream; else a native one with `slots` slots.
     pub(crate) fn open(path: &Path, info: &gst_video::VideoInfo, ensight: bool, slots: u32) -> Result<Output, String> {
+        // Never start one protocol's writer over the other's stream: a 1.0
+        // server resets the file's first bytes, which would wreck a native one.
+        if path.exists() {
+            let found = shmimage::detect_protocol(path).map_err(|e| e.to_string())?;
+            match (found, ensight) {
+                (Protocol::Native, true) => {
+                    return Err(format!("{} is a native stream; ensight=true writes 1.0 streams", path.display()))
+                }
+                (Protocol::Ensight1, false) => {
+                    return Err(format!("{} is an EnSight 1.0 stream: set ensight=true to write it", path.display()))
+                }
+                _ => {}
+            }
+        }
         if ensight {
             Ensight::open(path, info).map(Output::Ensight)
         } else {
