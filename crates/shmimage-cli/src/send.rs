@@ -67,6 +67,9 @@ pub fn run(a: SendArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("gst-launch-1.0 {desc}");
         return Ok(());
     }
+    if !o.wait_for_writer && !o.stream.exists() {
+        return Err(format!("{}: no such stream (--wait-for-writer waits for one)", o.stream.display()).into());
+    }
     gstshmimage::register_static()?;
     crate::output::install_stop_handler();
     eprintln!("shmimage: sending {} to {}:{}", o.stream.display(), o.host, o.port);
