@@ -360,6 +360,22 @@ impl BaseSrcImpl for ShmImageSrc {
         Ok(())
     }
 
+    /// Live latency: a frame reaches downstream up to one frame period after
+    /// its capture (33 ms while the rate is unknown), so sinks that sync to
+    /// the clock wait that long instead of dropping frames as late.
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let fps = self.state().as_ref().and_then(|s| s.info.as_ref()).map(|i| i.fps());
+            let period = fps
+                .filter(|f| f.numer() > 0)
+                .and_then(|f| gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64))
+                .unwrap_or(gst::ClockTime::from_mseconds(33));
+            q.set(true, period, gst::ClockTime::NONE);
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
     fn is_seekable(&self) -> bool {
         false
     }
