@@ -55,6 +55,13 @@ impl WriterOptions {
     }
 }
 
+/// Create a new native stream file at `path` without becoming its writer
+/// (`shmimage create`): readers may join and wait, and a writer starts
+/// later with [`Writer::open`] (epoch 1). An existing file is `AlreadyExists`.
+pub fn create(path: impl AsRef<Path>, options: &WriterOptions) -> Result<()> {
+    Shared::create(path.as_ref(), options.layout()?).map(drop)
+}
+
 /// What a writer has done since it opened the stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
