@@ -278,3 +278,16 @@ fn a_created_stream_waits_for_its_first_writer() {
     w.put(&FrameDesc::packed(PixelFormat::Gray8, 2, 2).unwrap(), &[1; 4], &FrameInfo::default()).unwrap();
     assert_eq!(r.read(SOON).unwrap().sequence(), 1);
 }
+
+#[test]
+fn engine_objects_are_send_and_sync_and_frames_and_loans_are_static() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Writer>();
+    send_sync::<Reader>();
+    send_sync::<shmimage::native::ReadFrame>();
+    send::<shmimage::native::WriteLoan>();
+    send_sync::<shmimage::Reader>();
+    send_sync::<shmimage::Writer>();
+    send_sync::<shmimage::ImageFrame>();
+}
