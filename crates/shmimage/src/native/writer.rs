@@ -210,6 +210,7 @@ impl Writer {
         desc.validate(sh.layout().slot_len())?;
         let start = Instant::now();
         let mut lossless_since: Option<Instant> = None;
+        let mut last_intact_check = u128::MAX;
         loop {
             sh.check()?;
             let seen = sh.header_u32(header::FREE_WORD).load(Ordering::SeqCst);
@@ -275,6 +276,11 @@ impl Writer {
                 self.reap_dead_readers(&mut st, false);
             }
             let waited = start.elapsed();
+            if waited.as_millis() / 100 != last_intact_check {
+                // A slow path only: a file cut short under us ends the wait with an error.
+                last_intact_check = waited.as_millis() / 100;
+                sh.check_intact()?;
+            }
             if !only_pending && timeout.is_some_and(|t| waited >= t) {
                 self.state().stats.no_slot += 1;
                 return Err(Error::NoSlotAvailable);
