@@ -28,23 +28,34 @@ fn lib_dir() -> PathBuf {
     d
 }
 
+/// Compiles `src` into a program once per test process (tests run in
+/// threads: a program being rewritten while another test runs it would be
+/// "text file busy"); built under a temporary name, then renamed into place.
 fn compile(name: &str, compiler: &str, src: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage-native-c");
     std::fs::create_dir_all(&out).unwrap();
-    let bin = out.join(name);
+    let bin = out.join(format!("{name}.{}", std::process::id()));
+    let tmp = out.join(format!("{name}.{}.tmp", std::process::id()));
     let lib = lib_dir();
     let st = Command::new(compiler)
         .args(["-Wall", "-Wextra", "-Werror", "-O1", "-I"])
         .arg(crate_dir().join("include"))
         .arg(crate_dir().join(src))
         .arg("-o")
-        .arg(&bin)
+        .arg(&tmp)
         .arg(format!("-L{}", lib.display()))
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-lshared_memory_image_client")
         .status()
         .unwrap();
     assert!(st.success(), "{compiler} {src} failed");
+    std::fs::rename(&tmp, &bin).unwrap();
+    built.push((name.to_owned(), bin.clone()));
     bin
 }
 
