@@ -44,6 +44,24 @@ fn loan_commit_vs_idle_readers(cr: &mut Criterion) {
     g.finish();
 }
 
+/// Loan+commit at three frame sizes, no readers: the cost does not depend on size.
+fn loan_commit_vs_size(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("native_loan_commit_size");
+    for (name, w, h) in [("64x64", 64, 64), ("1080p", 1920, 1080), ("4k", 3840, 2160)] {
+        let d = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+        let p = d.path().join("s");
+        let wr = Writer::create(&p, &WriterOptions::for_frame(PixelFormat::Bgrx8, w, h).unwrap()).unwrap();
+        let desc = FrameDesc::new(PixelFormat::Bgrx8, w, h).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let loan = wr.loan(&desc, None).unwrap();
+                black_box(loan.commit().unwrap());
+            });
+        });
+    }
+    g.finish();
+}
+
 /// Readers each in a thread taking every newest frame (on a 2-core machine
 /// 8 reader threads compete with the writer for the cores).
 fn loan_commit_vs_readers(cr: &mut Criterion) {
@@ -108,7 +126,7 @@ fn hold_read_release_vs_plain_read(cr: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
-    targets = loan_commit_vs_idle_readers, loan_commit_vs_readers, hold_read_release_vs_plain_read
+    targets = loan_commit_vs_size, loan_commit_vs_idle_readers, loan_commit_vs_readers, hold_read_release_vs_plain_read
 }
 
 /// Commit-to-wake latency: readers (threads) asleep in `read`, the writer

@@ -263,3 +263,31 @@ fn objects_used_in_a_fork_child_answer_forked_and_their_drop_touches_nothing() {
     w.put(&desc, &[6; 16], &FrameInfo::default()).unwrap();
     assert_eq!(r.read(SOON).unwrap().pixels()[0], 6);
 }
+
+#[test]
+fn a_created_stream_waits_for_its_first_writer() {
+    let d = dir();
+    let p = d.path().join("s");
+    shmimage::native::create(&p, &opts(2, 4096)).unwrap();
+    assert!(shmimage::native::create(&p, &opts(2, 4096)).is_err(), "exclusive");
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    assert!(r.writer_alive(), "no writer yet is not a dead writer");
+    assert_eq!(r.read(Some(Duration::from_millis(20))).unwrap_err().code(), 2, "it waits: NO_FRAMEAVAILABLE");
+    let w = Writer::open(&p, &WriterOptions::default()).unwrap();
+    assert_eq!(w.epoch(), 1);
+    w.put(&FrameDesc::packed(PixelFormat::Gray8, 2, 2).unwrap(), &[1; 4], &FrameInfo::default()).unwrap();
+    assert_eq!(r.read(SOON).unwrap().sequence(), 1);
+}
+
+#[test]
+fn engine_objects_are_send_and_sync_and_frames_and_loans_are_static() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Writer>();
+    send_sync::<Reader>();
+    send_sync::<shmimage::native::ReadFrame>();
+    send::<shmimage::native::WriteLoan>();
+    send_sync::<shmimage::Reader>();
+    send_sync::<shmimage::Writer>();
+    send_sync::<shmimage::ImageFrame>();
+}
