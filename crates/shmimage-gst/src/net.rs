@@ -131,8 +131,10 @@ pub fn run(
         .map_err(|e| format!("pipeline {desc}: {e}"))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline".to_string())?;
-    let clock = gst::SystemClock::obtain();
-    clock.set_property("clock-type", gst::ClockType::Realtime);
+    // A clock of our own: the process-wide system clock stays monotonic for
+    // any other pipeline.
+    let clock =
+        gst::glib::Object::builder::<gst::SystemClock>().property("clock-type", gst::ClockType::Realtime).build();
     pipeline.use_clock(Some(&clock));
     pipeline.set_start_time(gst::ClockTime::NONE);
     pipeline.set_base_time(gst::ClockTime::ZERO);
