@@ -71,27 +71,9 @@ native_round_trip! {
     native_nv12_round_trip_is_pixel_exact: "NV12",
 }
 
-/// Native frames reach downstream in the stream's own memory: the buffer's
-/// bytes lie inside this process's mapping of the stream file.
-#[test]
-fn native_buffers_are_the_stream_slots_themselves() {
-    common::init();
-    let dir = shm_dir();
-    let path = dir.path().join("stream");
-    let reg = tempfile::tempdir().unwrap();
-    let _writer = Reaped(
-        gst_tool("gst-launch-1.0", reg.path())
-            .args([
-                "-q",
-                "videotestsrc",
-                "is-live=true",
-                "!",
-                "video/x-raw,format=I420,width=640,height=480,framerate=30/1",
-            ])
-            .args(["!", "shmimagesink", &format!("path={}", path.display())])
-            .spawn()
-            .unwrap(),
-    );
+/// The address of the first frame's bytes as `shmimagesrc` hands it to an
+/// appsink, and whether it lies in a mapping of `path`.
+fn first_buffer_in_mapping(path: &std::path::Path) -> (usize, bool) {
     let desc = format!("shmimagesrc path={} wait-for-writer=true ! appsink name=out sync=false", path.display());
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
@@ -110,6 +92,44 @@ fn native_buffers_are_the_stream_slots_themselves() {
     drop(map);
     drop(sample);
     pipeline.set_state(gst::State::Null).unwrap();
+    (addr, inside)
+}
+
+fn writer_process(path: &std::path::Path, reg: &std::path::Path, caps: &str, sink_props: &str) -> Reaped {
+    Reaped(
+        gst_tool("gst-launch-1.0", reg)
+            .args(["-q", "videotestsrc", "is-live=true", "!", caps])
+            .args(["!", "shmimagesink", &format!("path={}", path.display())])
+            .args(sink_props.split_whitespace())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Native frames reach downstream in the stream's own memory: the buffer's
+/// bytes lie inside this process's mapping of the stream file.
+#[test]
+fn native_buffers_are_the_stream_slots_themselves() {
+    common::init();
+    let dir = shm_dir();
+    let path = dir.path().join("stream");
+    let reg = tempfile::tempdir().unwrap();
+    let _writer = writer_process(&path, reg.path(), "video/x-raw,format=I420,width=640,height=480,framerate=30/1", "");
+    let (addr, inside) = first_buffer_in_mapping(&path);
+    assert!(inside, "the buffer at {addr:#x} is not in a mapping of {}", path.display());
+}
+
+/// A 1.0 frame read in place is lent too (rows of 960 bytes: GStreamer's
+/// own stride for RGB 320 wide).
+#[test]
+fn ensight_buffers_are_the_stream_buffers_themselves() {
+    common::init();
+    let dir = shm_dir();
+    let path = dir.path().join("stream");
+    let reg = tempfile::tempdir().unwrap();
+    let caps = "video/x-raw,format=RGB,width=320,height=240,framerate=30/1";
+    let _writer = writer_process(&path, reg.path(), caps, "ensight=true");
+    let (addr, inside) = first_buffer_in_mapping(&path);
     assert!(inside, "the buffer at {addr:#x} is not in a mapping of {}", path.display());
 }
 

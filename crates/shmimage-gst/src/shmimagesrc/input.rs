@@ -2,6 +2,8 @@
 //! GStreamer buffers.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gst_video::prelude::*;
@@ -62,7 +64,7 @@ impl Input {
     /// `meta_ok`: downstream reads GstVideoMeta, so padded rows need no copy.
     pub(crate) fn pull(&mut self, wait: Duration, meta_ok: bool) -> Result<Option<Pulled>, PullError> {
         match self {
-            Input::Ensight(e) => e.pull(wait),
+            Input::Ensight(e) => e.pull(wait, meta_ok),
             Input::Native(n) => n.pull(wait, meta_ok),
         }
     }
@@ -85,21 +87,44 @@ impl Input {
     }
 }
 
-/// A 1.0 stream: RGB, no timestamps. Its pixels are copied out (one copy):
-/// the protocol gives a client one locked buffer of two, so a frame held by a
-/// queue downstream would stop the stream.
+/// A 1.0 stream: RGB, no timestamps. A frame read in place is lent to
+/// downstream (no copy) one at a time: a 1.0 client holds at most two of the
+/// stream's two buffers, and the server must keep one to write into; while
+/// downstream still holds the lent frame, the next ones are copied.
 #[derive(Debug)]
 pub(crate) struct Ensight {
     client: Client,
+    held: Arc<AtomicUsize>,
+}
+
+/// A locked 1.0 frame as GStreamer memory; dropping it unlocks the frame.
+#[derive(Debug)]
+struct Locked {
+    frame: shmimage::Frame,
+    held: Arc<AtomicUsize>,
+}
+
+impl AsRef<[u8]> for Locked {
+    fn as_ref(&self) -> &[u8] {
+        // Checked before the memory was made; afterwards the frame stays
+        // readable until it is unlocked (a close turns it to zeros).
+        self.frame.pixels().unwrap_or(&[])
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Ensight {
     fn open(path: &Path) -> Result<Ensight, String> {
         let client = Client::connect(path, ClientOptions::default()).map_err(|e| e.to_string())?;
-        Ok(Ensight { client })
+        Ok(Ensight { client, held: Arc::new(AtomicUsize::new(0)) })
     }
 
-    fn pull(&mut self, wait: Duration) -> Result<Option<Pulled>, PullError> {
+    fn pull(&mut self, wait: Duration, meta_ok: bool) -> Result<Option<Pulled>, PullError> {
         let frame = match self.client.wait_frame(Some(wait)) {
             Ok(f) => f,
             Err(Error::NoFrameAvailable) => return Ok(None),
@@ -117,10 +142,33 @@ impl Ensight {
         let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
             .build()
             .map_err(|e| PullError::Failed(format!("a {w}x{h} RGB frame: {e}")))?;
+        let sequence = u64::from(frame.number());
+        let row = w as usize * 3;
+        let len = frame.pixels().map_err(|e| PullError::Failed(e.to_string()))?.len();
+        let packed_is_default = info.stride()[0] as usize == row;
+        let lend = len == row * h as usize && (packed_is_default || meta_ok) && self.held.load(Ordering::Acquire) == 0;
+        if lend {
+            self.held.fetch_add(1, Ordering::AcqRel);
+            let mut buffer = gst::Buffer::from_slice(Locked { frame, held: Arc::clone(&self.held) });
+            if !packed_is_default {
+                let b = buffer.get_mut().ok_or_else(|| PullError::Failed("a new buffer is shared".into()))?;
+                gst_video::VideoMeta::add_full(
+                    b,
+                    gst_video::VideoFrameFlags::empty(),
+                    gst_video::VideoFormat::Rgb,
+                    w,
+                    h,
+                    &[0],
+                    &[row as i32],
+                )
+                .map_err(|e| PullError::Failed(format!("video meta: {e}")))?;
+            }
+            return Ok(Some(Pulled { info, buffer, age: None, sequence, copied: false }));
+        }
         let pixels = frame.pixels().map_err(|e| PullError::Failed(e.to_string()))?;
-        let buffer = copy_rows(&info, pixels, w as usize * 3)
-            .map_err(|e| PullError::Failed(format!("copying a {w}x{h} frame: {e}")))?;
-        Ok(Some(Pulled { info, buffer, age: None, sequence: u64::from(frame.number()), copied: true }))
+        let buffer =
+            copy_rows(&info, pixels, row).map_err(|e| PullError::Failed(format!("copying a {w}x{h} frame: {e}")))?;
+        Ok(Some(Pulled { info, buffer, age: None, sequence, copied: true }))
     }
 }
 
