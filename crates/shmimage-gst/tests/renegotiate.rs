@@ -20,6 +20,11 @@ fn child_native_writer() {
     let Some(path) = child_args(NATIVE_CHILD) else { return };
     let options = WriterOptions::for_frame(PixelFormat::Rgb8, 320, 240).unwrap();
     let writer = Writer::create(&path, &options).unwrap();
+    // Start once the reader is there, so it sees the small frames too.
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while writer.readers().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for n in 1..=3000u32 {
         let desc = if n <= 100 {
             FrameDesc::packed(PixelFormat::Rgb8, 160, 120).unwrap()
@@ -68,6 +73,8 @@ fn child_ensight_writer() {
     let file = shmimage::layout::file_len_for_frame(320, 240).unwrap();
     shmimage::StreamFile::create_at(&path, file).unwrap();
     let server = shmimage::Server::create(&path, shmimage::ServerOptions::default()).unwrap();
+    // Start once the reader is there, so it sees the small frames too.
+    let _ = server.wait_for_client(Some(Duration::from_secs(30)));
     for n in 1..=3000u32 {
         let (w, h) = if n <= 100 { (160, 120) } else { (320, 240) };
         let _ = server.put_frame(n, w, h, &rgb_pattern(n, w, h));
