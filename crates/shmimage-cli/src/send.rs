@@ -64,7 +64,10 @@ pub fn run(a: SendArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let desc = net::send_pipeline(&o);
     if a.print_pipeline {
-        println!("gst-launch-1.0 {desc}");
+        // Ready for a shell: caps with a format list are quoted.
+        let words: Vec<String> =
+            desc.split(' ').map(|w| if w.contains('{') { format!("'{w}'") } else { w.to_string() }).collect();
+        println!("gst-launch-1.0 {}", words.join(" "));
         return Ok(());
     }
     if !o.wait_for_writer && !o.stream.exists() {

@@ -61,7 +61,7 @@ pub struct ReceiveOptions {
 }
 
 /// Formats rtpvrawpay carries that the stream also knows.
-const RAW_WIRE_FORMATS: &str = "{ RGB, BGR, RGBA, BGRA, I420 }";
+const RAW_WIRE_FORMATS: &str = "{RGB,BGR,RGBA,BGRA,I420}";
 
 /// Quote a path or host for gst-launch syntax.
 fn quoted(s: &str) -> String {
