@@ -80,11 +80,18 @@ pub struct ShmImageSrc {
     flushing: AtomicBool,
     /// Downstream reads GstVideoMeta (decided at allocation).
     meta_ok: AtomicBool,
+    /// The caps being pushed, apart from `state`: queries from other threads
+    /// must not wait for the streaming thread's frame wait.
+    current: Mutex<Option<gst_video::VideoInfo>>,
 }
 
 impl ShmImageSrc {
     fn settings(&self) -> MutexGuard<'_, Settings> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current(&self) -> MutexGuard<'_, Option<gst_video::VideoInfo>> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn state(&self) -> MutexGuard<'_, Option<State>> {
@@ -357,6 +364,7 @@ impl BaseSrcImpl for ShmImageSrc {
         // Dropping the input gives the stream its reader slot back; buffers
         // still downstream keep their own references to the frames they wrap.
         *self.state() = None;
+        *self.current() = None;
         Ok(())
     }
 
@@ -365,7 +373,7 @@ impl BaseSrcImpl for ShmImageSrc {
     /// the clock wait that long instead of dropping frames as late.
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let fps = self.state().as_ref().and_then(|s| s.info.as_ref()).map(|i| i.fps());
+            let fps = self.current().as_ref().map(|i| i.fps());
             let period = fps
                 .filter(|f| f.numer() > 0)
                 .and_then(|f| gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64))
@@ -381,7 +389,7 @@ impl BaseSrcImpl for ShmImageSrc {
     }
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let current = self.state().as_ref().and_then(|s| s.info.as_ref()).and_then(|i| i.to_caps().ok());
+        let current = self.current().as_ref().and_then(|i| i.to_caps().ok());
         let caps = current.unwrap_or_else(caps::native_caps);
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
@@ -455,6 +463,7 @@ impl PushSrcImpl for ShmImageSrc {
                     state.stats.renegotiations += 1;
                 }
                 state.info = Some(frame.info.clone());
+                *self.current() = Some(frame.info.clone());
             }
             if let Some(last) = state.last_sequence {
                 state.stats.skipped += frame.sequence.saturating_sub(last).saturating_sub(1);
