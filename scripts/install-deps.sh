@@ -6,6 +6,12 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config valgrind binutils xvfb x11-apps x11-utils)
+# GStreamer plugin (shmimage-gst) and send/receive: headers for gstreamer-rs,
+# gst-launch/gst-inspect, gst-discoverer, and the elements the tests use
+# (x264enc in ugly, avdec_h264 in libav, rtp/tcp/gdp in good and bad).
+pkgs+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
+       gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+       gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,6 +36,8 @@ use std::thread::ThreadId;
 
 use shmimage::{Code, Frame, Stream};
 
+pub mod native;
+
 /// `SharedMemoryImageError`: a [`Code`] as a C int.
 pub type SharedMemoryImageError = c_int;
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use shmimage::layout::{file_len_for_frame, Layout, ENSIGHT_FILE_SIZE, MIN_FILE_SIZE};
 use shmimage::StreamFile;
 
-use crate::output::{human_bytes, parse_bytes, parse_wxh, Out, OutputArgs, Result};
+use crate::output::{explain, human_bytes, parse_bytes, parse_wxh, Out, OutputArgs, Result};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -62,7 +62,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let facts = json!({
         "file_len": len,
         "capacity": layout.capacity(),
-        "max_pixels_one_band": layout.capacity() / 3,
+        "max_pixels_one_band": layout.pixels_per_buffer(),
     });
     if a.print_size {
         if out.json() {
@@ -77,20 +77,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         return Err("no FILE given; see `shmimage create --help`".into());
     };
     if let Err(e) = StreamFile::create_at(&path, len) {
-        let p = path.display();
-        return Err(match std::fs::symlink_metadata(&path) {
-            Ok(_) => format!(
-                "{p} already exists; `shmimage create` never overwrites a file. Remove it first \
-                 (`rm {p}`) or choose another name; `shmimage inspect {p}` shows what it holds"
-            )
-            .into(),
-            Err(_) => match path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-                Some(dir) => {
-                    format!("cannot create {p}: directory {} does not exist (mkdir -p it first)", dir.display()).into()
-                }
-                None => format!("cannot create {p}: {e}").into(),
-            },
-        });
+        return Err(create_error(e, &path));
     }
     if out.json() {
         let mut v = facts;
@@ -100,7 +87,9 @@ pub fn run(a: CreateArgs) -> Result<()> {
     }
     let fits = match a.max {
         Some((w, h)) => format!("{w}x{h} frames travel in one band"),
-        None => format!("frames of up to {} pixels travel in one band, larger ones in bands", layout.capacity() / 3),
+        None => {
+            format!("frames of up to {} pixels travel in one band, larger ones in bands", layout.pixels_per_buffer())
+        }
     };
     out.line(format!(
         "created {} ({len} bytes = {}, mode 0600): {} bytes per buffer; {fits}",
@@ -109,4 +98,23 @@ pub fn run(a: CreateArgs) -> Result<()> {
         layout.capacity()
     ));
     Ok(())
+}
+
+/// Why a create failed, named once, with the way out.
+fn create_error(e: shmimage::Error, path: &std::path::Path) -> Box<dyn std::error::Error> {
+    use std::io::ErrorKind as K;
+    let p = path.display();
+    match &e {
+        shmimage::Error::UnableToOpenFile { source, .. } if source.kind() == K::AlreadyExists => format!(
+            "{p} already exists; `shmimage create` never overwrites a file. Remove it first \
+             (`rm {p}`) or choose another name; `shmimage inspect {p}` shows what it holds"
+        )
+        .into(),
+        shmimage::Error::UnableToOpenFile { source, .. } if source.kind() == K::NotFound => {
+            let dir = path.parent().map_or_else(|| ".".into(), |d| d.display().to_string());
+            format!("cannot create {p}: directory {dir} does not exist (mkdir -p it first)").into()
+        }
+        // The engine's text names the file and the problem already.
+        _ => explain(e, path),
+    }
 }

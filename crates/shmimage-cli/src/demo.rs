@@ -8,17 +8,20 @@
 //! the rest of the frame, so the client detects torn or mixed frames and
 //! measures wake-up latency.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use serde_json::{json, Value};
 use shmimage::{Client, ClientOptions, Code, Server, ServerOptions, StreamFile};
 
-use crate::output::parse_wxh;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+use crate::output::{
+    cancel_on_stop, install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result,
+};
 
 const MAGIC: &[u8; 4] = b"SHMI";
 /// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.
@@ -34,11 +37,11 @@ pub struct DemoArgs {
     #[arg(long, default_value = "1920x1080", value_parser = parse_wxh)]
     size: (u32, u32),
     /// Frames per second to aim for; 0 = as fast as possible.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = parse_fps)]
     fps: f64,
-    /// How long to run.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value = "5", value_parser = parse_secs, value_name = "SECS")]
+    seconds: Duration,
     /// Copy each frame in with put_frame instead of rendering into a loan.
     #[arg(long)]
     copy: bool,
@@ -51,6 +54,8 @@ pub struct DemoArgs {
     /// stream has one client and that one is verifying every frame.
     #[arg(long)]
     view: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Options of the demo's two internal processes.
@@ -77,7 +82,10 @@ fn now_ns() -> u64 {
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    install_stop_handler();
+    let out = Out::new(&a.output);
     let (w, h) = a.size;
+    let seconds = a.seconds.as_secs_f64();
     if (w as usize) * 3 < STAMP_LEN {
         return Err(format!("frames must be at least {} pixels wide to carry the stamp", STAMP_LEN.div_ceil(3)).into());
     }
@@ -88,8 +96,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // A loan is one whole frame in one buffer; frames that travel in bands
     // are copied in with put_frame.
     let file_len = std::fs::metadata(file.path())?.len();
-    let banded = shmimage::layout::Layout::for_file_len(file_len)
-        .is_some_and(|l| shmimage::layout::frame_bytes(w, h).is_some_and(|b| b > l.capacity()));
+    let banded = shmimage::layout::Layout::for_file_len(file_len).is_some_and(|l| !l.fits_one_band(w, h));
     let copy = a.copy || banded;
     let view_file = if a.view {
         if std::env::var_os("DISPLAY").is_none() {
@@ -110,7 +117,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             "--fps",
             &a.fps.to_string(),
             "--seconds",
-            &a.seconds.to_string(),
+            &seconds.to_string(),
         ]);
         if copy {
             c.arg("--copy");
@@ -125,60 +132,110 @@ pub fn run(a: DemoArgs) -> Result<()> {
         (true, false) => "put_frame (one copy)",
         (false, false) => "loan (zero copy)",
     };
-    println!(
-        "shmimage demo: {w}x{h} RGB, {}, {mode}, {} s, stream file {} ({} bytes)",
-        if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
-        a.seconds,
-        file.path().display(),
-        file_len
+    out.event(
+        "start",
+        format!(
+            "shmimage demo: {w}x{h} RGB, {}, {mode}, {seconds} s, stream file {} ({file_len} bytes)",
+            if a.fps > 0.0 { format!("{} fps", a.fps) } else { "as fast as possible".into() },
+            file.path().display(),
+        ),
+        json!({"width": w, "height": h, "mode": mode, "seconds": seconds, "path": file.path().display().to_string(),
+               "file_len": file_len}),
     );
     let mut viewer = match &view_file {
         Some(v) => Some(
-            Command::new(&exe).arg("view").arg(v.path()).args(["--seconds", &(a.seconds + 2.0).to_string()]).spawn()?,
+            Command::new(&exe)
+                .arg("view")
+                .arg(v.path())
+                .args(["--quiet", "--seconds", &(seconds + 2.0).to_string()])
+                .spawn()?,
         ),
         None => None,
     };
     let mut server = common("demo-server").stdout(Stdio::null()).spawn()?;
     let mut client = common("demo-client").stdout(Stdio::piped()).spawn()?;
-    let out = client.stdout.take().ok_or("no client output")?;
-    let tty = std::io::stdout().is_terminal();
+    // Ctrl-C (or SIGTERM) here ends the children too: they stop cleanly and
+    // the client still prints its summary.
+    let finished = Arc::new(AtomicBool::new(false));
+    let pids = [server.id(), client.id()];
+    let watcher = {
+        let finished = Arc::clone(&finished);
+        std::thread::spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                if stopped() {
+                    for pid in pids {
+                        // SAFETY: kill(2) on our own children's pids; no memory is touched.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let child_out = client.stdout.take().ok_or("no client output")?;
+    let mut status = out.status(None);
     let mut summary = None;
-    for line in BufReader::new(out).lines() {
+    for line in BufReader::new(child_out).lines() {
         let line = line?;
         if let Some(s) = line.strip_prefix("STATUS ") {
-            if tty {
-                print!("\r\x1b[2K{s}");
-                std::io::stdout().flush()?;
-            } else {
-                println!("{s}");
-            }
+            status.update(0, || s.to_owned());
         } else if let Some(s) = line.strip_prefix("SUMMARY ") {
             summary = Some(s.to_owned());
         }
     }
-    if tty {
-        println!();
-    }
+    status.finish();
     if let Some(v) = viewer.as_mut() {
         // The viewer's own exit status is not the demo's verdict.
         let _ = v.kill();
         let _ = v.wait();
     }
-    let client_ok = client.wait()?.success();
-    let server_ok = server.wait()?.success();
-    let summary = summary.ok_or("the client process ended without a summary")?;
-    println!("summary: {summary}");
+    // A process ended by the forwarded Ctrl-C before its own handler was in
+    // place (killed by that SIGTERM) did not fail.
+    let ended_well = |st: std::process::ExitStatus| {
+        st.success() || (stopped() && std::os::unix::process::ExitStatusExt::signal(&st) == Some(libc::SIGTERM))
+    };
+    let client_ok = ended_well(client.wait()?);
+    let server_ok = ended_well(server.wait()?);
+    finished.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let summary = match summary {
+        Some(s) => s,
+        // Stopped while the processes were still starting: nothing streamed.
+        None if stopped() => "frames=0 corrupt=0 stopped_before_start=1".to_owned(),
+        None => return Err("the client process ended without a summary".into()),
+    };
     let corrupt = field(&summary, "corrupt").unwrap_or(u64::MAX);
     let frames = field(&summary, "frames").unwrap_or(0);
-    if !client_ok || !server_ok || corrupt != 0 || frames == 0 {
-        return Err(format!(
+    // A run stopped before any frame streamed did not fail either.
+    let outcome: Result<()> = if !client_ok || !server_ok || corrupt != 0 || (frames == 0 && !stopped()) {
+        Err(format!(
             "demo failed: {frames} frames, {corrupt} corrupt, server {}, client {}",
             ok(server_ok),
             ok(client_ok)
         )
-        .into());
+        .into())
+    } else {
+        Ok(())
+    };
+    out.done(format!("summary: {summary}"), summary_json(&summary), &outcome);
+    outcome
+}
+
+/// The client's `key=value` summary as JSON numbers.
+fn summary_json(line: &str) -> Value {
+    let mut m = serde_json::Map::new();
+    for kv in line.split_whitespace() {
+        if let Some((k, v)) = kv.split_once('=') {
+            let key = match k {
+                "GB/s" => "gb_per_s",
+                k => k,
+            };
+            let val = v.parse::<f64>().map_or(json!(v), |f| json!(f));
+            m.insert(key.to_owned(), val);
+        }
     }
-    Ok(())
+    Value::Object(m)
 }
 
 fn ok(b: bool) -> &'static str {
@@ -276,30 +333,36 @@ fn stamp(frame: &mut [u8], n: u32, sum: u64) {
 }
 
 pub fn server(a: RoleArgs) -> Result<()> {
+    install_stop_handler();
     let (w, h) = a.size;
-    let mut s = Server::create(&a.file, ServerOptions::default())?;
-    let mut view = match &a.view_file {
+    let s = Server::create(&a.file, ServerOptions::default())?;
+    cancel_on_stop(s.canceller());
+    let view = match &a.view_file {
         Some(p) => Some(Server::create(p, ServerOptions::default())?),
         None => None,
     };
-    s.wait_for_client(Duration::from_secs(10))?;
+    match s.wait_for_client(Some(Duration::from_secs(10))) {
+        Ok(()) => {}
+        Err(_) if stopped() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     let pattern = Pattern::new(w);
-    let len = w as usize * h as usize * 3;
+    let len = shmimage::layout::frame_bytes(w, h).and_then(|n| usize::try_from(n).ok()).ok_or("frame too large")?;
     let mut scratch = if a.copy { vec![0u8; len] } else { Vec::new() };
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(a.seconds);
     let period = (a.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / a.fps));
     let mut n = 0u32;
-    while Instant::now() < end {
+    while Instant::now() < end && !stopped() {
         if let Some(p) = period {
             let due = start + p * n;
             if let Some(d) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
         }
-        match s.wait_for_buffer(Duration::from_millis(100)) {
+        match s.wait_for_buffer(None) {
             Ok(()) => {}
-            Err(e) if e.code() == Code::NoBufferAvailable => continue,
+            Err(_) if stopped() => break,
             Err(e) => return Err(e.into()),
         }
         n += 1;
@@ -307,17 +370,17 @@ pub fn server(a: RoleArgs) -> Result<()> {
             pattern.render(n, h, &mut scratch);
             let sum = checksum(&scratch, w);
             stamp(&mut scratch, n, sum);
-            if let Some(v) = view.as_mut() {
+            if let Some(v) = &view {
                 let _ = v.put_frame(n, w, h, &scratch);
             }
             s.put_frame(n, w, h, &scratch)?;
         } else {
             let mut loan = s.loan(w, h)?;
-            let px = loan.as_mut_slice();
+            let px = loan.pixels_mut()?;
             pattern.render(n, h, px);
             let sum = checksum(px, w);
             stamp(px, n, sum);
-            if let Some(v) = view.as_mut() {
+            if let Some(v) = &view {
                 // Best effort: a slow or absent viewer only misses frames.
                 let _ = v.put_frame(n, w, h, px);
             }
@@ -325,7 +388,7 @@ pub fn server(a: RoleArgs) -> Result<()> {
         }
     }
     // Let the client drain the last frames before it sees us gone.
-    let _ = s.wait_for_buffer(Duration::from_secs(2));
+    let _ = s.wait_for_buffer(Some(Duration::from_secs(2)));
     Ok(())
 }
 
@@ -347,8 +410,8 @@ impl Tally {
         format!(
             "frames={} fps={:.0} GB/s={:.2} wake_p50_us={:.1} wake_p99_us={:.1} dropped={} corrupt={}",
             self.frames,
-            self.frames as f64 / elapsed,
-            self.bytes as f64 / elapsed / 1e9,
+            if elapsed > 0.0 { self.frames as f64 / elapsed } else { 0.0 },
+            if elapsed > 0.0 { self.bytes as f64 / elapsed / 1e9 } else { 0.0 },
             pct(0.5),
             pct(0.99),
             self.dropped,
@@ -358,19 +421,23 @@ impl Tally {
 }
 
 pub fn client(a: RoleArgs) -> Result<()> {
+    install_stop_handler();
     let (w, h) = a.size;
-    let mut c = Client::connect(&a.file, ClientOptions::default())?;
+    let c = Client::connect(&a.file, ClientOptions::default())?;
+    cancel_on_stop(c.canceller());
     let mut t = Tally::default();
     let start = Instant::now();
+    // Rates count from the first frame, not from the wait for the server.
+    let mut first: Option<Instant> = None;
     let give_up = start + Duration::from_secs_f64(a.seconds + 15.0);
     let mut next_status = start + Duration::from_millis(250);
     let mut out = std::io::stdout().lock();
     loop {
         let waiting_since = now_ns();
-        match c.wait_frame(Duration::from_millis(100)) {
+        match c.wait_frame(Some(Duration::from_millis(250))) {
             Ok(f) => {
                 let woke = now_ns();
-                let px = f.pixels();
+                let px = f.pixels()?;
                 let ok = f.width() == w
                     && f.height() == h
                     && px.len() >= STAMP_LEN
@@ -387,22 +454,24 @@ pub fn client(a: RoleArgs) -> Result<()> {
                 }
                 t.last = Some(f.number());
                 t.frames += 1;
+                first.get_or_insert_with(Instant::now);
                 t.bytes += px.len() as u64;
                 t.corrupt += u64::from(!ok);
             }
             Err(e) if e.code() == Code::NoFrameAvailable => {}
-            Err(e) if e.code() == Code::Unconnected && t.frames > 0 => break, // server finished
+            Err(_) if stopped() => break,
+            Err(shmimage::Error::ServerGone { .. }) if t.frames > 0 => break, // server finished
             Err(e) => return Err(e.into()),
         }
         if Instant::now() >= next_status {
-            writeln!(out, "STATUS {}", t.line(start.elapsed().as_secs_f64()))?;
+            writeln!(out, "STATUS {}", t.line(first.map_or(0.0, |f| f.elapsed().as_secs_f64())))?;
             next_status += Duration::from_millis(250);
         }
-        if Instant::now() > give_up {
+        if Instant::now() > give_up || stopped() {
             break;
         }
     }
-    let mut line = t.line(start.elapsed().as_secs_f64());
+    let mut line = t.line(first.map_or(0.0, |f| f.elapsed().as_secs_f64()));
     let mut v = t.wake_ns.clone();
     v.sort_unstable();
     let p999 = v.get(((v.len() as f64 - 1.0) * 0.999).round() as usize).map_or(0.0, |&ns| ns as f64 / 1000.0);

@@ -6,13 +6,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
-use shmimage::layout::{Corrupt, Header};
-use shmimage::state::BufferState;
-use shmimage::{BufferView, Inspection};
+use shmimage::Inspection;
 
 use crate::output::{explain, human_bytes, install_stop_handler, parse_secs, sleep_unless_stopped, stopped, Out};
 use crate::output::{OutputArgs, Result};
@@ -40,16 +38,79 @@ pub struct InspectArgs {
     pub output: OutputArgs,
 }
 
+/// The pace of a watched stream, from the frame numbers seen at each refresh.
+#[derive(Debug, Default)]
+struct Pace {
+    /// (when, newest frame number) over the last couple of seconds.
+    samples: std::collections::VecDeque<(Instant, u32)>,
+    last_change: Option<Instant>,
+    /// Frames that appeared while watched.
+    frames: u64,
+}
+
+/// The window the live rate is computed over.
+const PACE_WINDOW: Duration = Duration::from_secs(2);
+
+impl Pace {
+    fn observe(&mut self, newest: Option<u32>) {
+        let now = Instant::now();
+        let Some(n) = newest else { return };
+        if let Some(&(_, prev)) = self.samples.back() {
+            let delta = n.wrapping_sub(prev);
+            if delta == 0 {
+                // The same newest frame: nothing new since the last look.
+            } else if shmimage::layout::is_newer(n, prev) {
+                self.frames += u64::from(delta);
+                self.last_change = Some(now);
+            } else {
+                // Numbers went back: a new server started over.
+                self.samples.clear();
+                self.last_change = Some(now);
+            }
+        }
+        self.samples.push_back((now, n));
+        while self.samples.len() > 2 && now.duration_since(self.samples[0].0) > PACE_WINDOW {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Frames per second over the window; `None` until two refreshes.
+    fn fps(&self) -> Option<f64> {
+        let (&(t0, a), &(t1, b)) = (self.samples.front()?, self.samples.back()?);
+        let dt = t1.duration_since(t0).as_secs_f64();
+        (dt > 0.0).then(|| f64::from(b.wrapping_sub(a)) / dt)
+    }
+
+    /// Time since a new frame was last seen; `None` before one was.
+    fn since_last(&self) -> Option<Duration> {
+        self.last_change.map(|t| t.elapsed())
+    }
+
+    fn text(&self) -> [String; 2] {
+        let rate = match self.fps() {
+            Some(f) => format!("rate      {f:.1} frames/s (last {} s)", PACE_WINDOW.as_secs()),
+            None => "rate      (measuring)".to_owned(),
+        };
+        let last = match self.since_last() {
+            Some(d) => format!("last      new frame {:.1} s ago", d.as_secs_f64()),
+            None => "last      no new frame since the watch began".to_owned(),
+        };
+        [rate, last]
+    }
+}
+
 pub fn run(a: InspectArgs) -> Result<()> {
     let out = Out::new(&a.output);
     // The first look decides the exit code: a wrong path fails at once.
     let first = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file))?;
     if !a.watch {
-        show(&out, &first);
+        show(&out, &first, None);
         return Ok(());
     }
     install_stop_handler();
     let interval = a.interval.max(Duration::from_millis(10));
+    let started = Instant::now();
+    let mut pace = Pace::default();
     let mut snap = Ok(first);
     loop {
         if out.live() {
@@ -57,7 +118,10 @@ pub fn run(a: InspectArgs) -> Result<()> {
             print!("\x1b[H\x1b[2J");
         }
         match &snap {
-            Ok(s) => show(&out, s),
+            Ok(s) => {
+                pace.observe(crate::list::newest_frame(s));
+                show(&out, s, Some(&pace));
+            }
             // The file can vanish or shrink while watched; say so and go on.
             Err(e) if out.json() => out.record(&json!({ "path": a.file.display().to_string(), "error": e })),
             Err(e) => out.line(format!("{}: {e}", a.file.display())),
@@ -68,26 +132,35 @@ pub fn run(a: InspectArgs) -> Result<()> {
         let _ = std::io::stdout().flush();
         sleep_unless_stopped(interval);
         if stopped() {
+            let secs = started.elapsed().as_secs_f64();
+            out.done(
+                format!("watched {} for {secs:.1} s: {} new frame(s)", a.file.display(), pace.frames),
+                json!({"path": a.file.display().to_string(), "frames": pace.frames, "seconds": secs}),
+                &Ok(()),
+            );
             return Ok(());
         }
         snap = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file).to_string());
     }
 }
 
-fn show(out: &Out, s: &Inspection) {
+fn show(out: &Out, s: &Inspection, pace: Option<&Pace>) {
     if out.json() {
-        out.record(&to_json(s));
+        let mut v = to_json(s);
+        if let Some(p) = pace {
+            v["fps"] = json!(p.fps());
+            v["since_last_frame"] = json!(p.since_last().map(|d| d.as_secs_f64()));
+        }
+        out.record(&v);
     } else {
         for line in to_text(s) {
             out.line(line);
         }
-    }
-}
-
-fn state_name(b: &BufferView) -> String {
-    match b.state() {
-        Some(s) => s.name().to_owned(),
-        None => format!("INVALID({:#010x})", b.state_word),
+        if let Some(p) = pace {
+            for line in p.text() {
+                out.line(line);
+            }
+        }
     }
 }
 
@@ -99,96 +172,23 @@ fn liveness(v: Option<bool>) -> &'static str {
     }
 }
 
-fn problem(c: Corrupt) -> &'static str {
-    match c {
-        Corrupt::ZeroSize => "width, height or num_scanlines is 0",
-        Corrupt::RowsOutsideFrame => "offset + num_scanlines exceeds height",
-        Corrupt::BandExceedsBuffer => "the rows do not fit in the buffer",
-        Corrupt::FrameExceedsLimit => "the frame is larger than a client will assemble",
-    }
-}
-
-fn describe_contents(b: &BufferView) -> String {
-    let h = b.header;
-    match b.band {
-        Ok(band) if band.is_whole_frame() => {
-            format!(
-                "frame {} {}x{}, whole frame ({})",
-                h.frame_number,
-                h.width,
-                h.height,
-                human_bytes(band.payload_len())
-            )
-        }
-        Ok(band) => format!(
-            "frame {} {}x{}, band: rows {}..{} of {}",
-            h.frame_number,
-            h.width,
-            h.height,
-            band.first_row,
-            u64::from(band.first_row) + u64::from(band.rows),
-            h.height
-        ),
-        Err(_) if h == Header::default() => "empty (all fields 0)".to_owned(),
-        Err(c) => format!(
-            "not a valid band: frame {} {}x{} offset {} num_scanlines {} ({})",
-            h.frame_number,
-            h.width,
-            h.height,
-            h.offset,
-            h.num_scanlines,
-            problem(c)
-        ),
-    }
-}
-
-/// One sentence on what the states and locks together mean.
-fn summary(s: &Inspection) -> String {
-    use BufferState as S;
-    let states = s.buffers.map(|b| b.state());
-    let (server, client) = (s.server_alive == Some(true), s.client_alive == Some(true));
-    if states.iter().any(Option::is_none) {
-        return "corrupt: a state word is not a state (0..4); a connecting client resets it".to_owned();
-    }
-    if s.is_blank() {
-        return if server || client {
-            "blank headers, but a peer has the file open".to_owned()
-        } else {
-            "blank: a new file that no server has opened yet".to_owned()
-        };
-    }
-    let init = states.contains(&Some(S::Init));
-    match (init, server, client) {
-        (true, true, _) => "server waiting for a client (INIT)".to_owned(),
-        (true, false, true) => "client open, but the stream is unconnected (INIT) and no server runs".to_owned(),
-        (true, false, false) => "idle: unconnected (INIT), no server or client running".to_owned(),
-        (false, true, true) => {
-            let queued = states.iter().filter(|s| **s == Some(S::Client)).count();
-            let locked = states.contains(&Some(S::ClientLocked));
-            format!(
-                "streaming: server and client connected; {queued} frame(s) waiting{}",
-                if locked { ", one locked by the client" } else { "" }
-            )
-        }
-        (false, false, true) => "client connected; no server running (it exited or has not started)".to_owned(),
-        (false, true, false) => "server running; the client that connected is gone".to_owned(),
-        (false, false, false) => "idle: last used by a server and client that are both gone".to_owned(),
-    }
-}
-
 fn to_text(s: &Inspection) -> Vec<String> {
     let len = s.layout.file_len();
     let n = s.layout.capacity();
     let mut lines = vec![
         format!("file      {}", s.path.display()),
-        format!("size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)", human_bytes(len), n / 3),
+        format!(
+            "size      {len} bytes ({}); n = {n} bytes per buffer ({} pixels)",
+            human_bytes(len),
+            s.layout.pixels_per_buffer()
+        ),
         format!("server    {}", liveness(s.server_alive)),
         format!("client    {}", liveness(s.client_alive)),
     ];
     for (i, b) in s.buffers.iter().enumerate() {
-        lines.push(format!("buffer {i}  @{:<10} {:<13} {}", b.header_offset, state_name(b), describe_contents(b)));
+        lines.push(format!("buffer {i}  @{:<10} {:<13} {}", b.header_offset, b.state_name(), b.describe()));
     }
-    lines.push(format!("summary   {}", summary(s)));
+    lines.push(format!("summary   {}", s.diagnose()));
     lines
 }
 
@@ -203,7 +203,7 @@ fn to_json(s: &Inspection) -> Value {
                 "index": i,
                 "header_offset": b.header_offset,
                 "payload_offset": b.header_offset + shmimage::layout::HEADER_SIZE,
-                "state": state_name(b),
+                "state": b.state_name(),
                 "state_word": b.state_word,
                 "state_valid": b.state().is_some(),
                 "frame_number": h.frame_number,
@@ -213,7 +213,7 @@ fn to_json(s: &Inspection) -> Value {
                 "num_scanlines": h.num_scanlines,
                 "valid_band": b.band.is_ok(),
                 "whole_frame": b.band.is_ok_and(|band| band.is_whole_frame()),
-                "problem": b.band.err().map(problem),
+                "problem": b.band.err().map(|c| c.describe()),
             })
         })
         .collect();
@@ -224,7 +224,7 @@ fn to_json(s: &Inspection) -> Value {
         "server_alive": s.server_alive,
         "client_alive": s.client_alive,
         "blank": s.is_blank(),
-        "summary": summary(s),
+        "summary": s.diagnose().to_string(),
         "buffers": buffers,
     })
 }

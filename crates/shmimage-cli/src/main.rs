@@ -8,10 +8,14 @@ mod bench;
 mod create;
 mod demo;
 mod inspect;
+mod list;
 mod output;
+mod receive;
 mod record;
+mod send;
 mod serve;
 mod x11_cmds;
+mod y4m;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
 #[derive(Debug, Parser)]
@@ -49,6 +53,11 @@ enum Command {
     /// Decode a stream file's headers and tell whether a server and a client
     /// are alive (read-only; safe on live streams and on garbage).
     Inspect(inspect::InspectArgs),
+    /// List the stream files on this machine: protocol, size, state, frame
+    /// rate, the processes using them, and stale ones left by killed programs.
+    List(list::ListArgs),
+    /// Remove stale stream files (never one in use or with a live peer).
+    Clean(list::CleanArgs),
     /// Show a stream live in an X11 window (MIT-SHM, core fallback).
     View(x11_cmds::ViewArgs),
     /// Serve a stream of X11 screen or window grabs (ShmGetImage).
@@ -58,6 +67,10 @@ enum Command {
     /// Run the end-to-end benchmark suite (shmimage vs memcpy, sockets,
     /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
     Bench(bench::BenchArgs),
+    /// Send a stream to another machine (RTP over TCP, raw or H.264).
+    Send(send::SendArgs),
+    /// Receive a stream from `shmimage send` into a local stream.
+    Receive(receive::ReceiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +80,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Record(a) => record::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::List(a) => list::list(a),
+        Command::Clean(a) => list::clean(a),
         Command::Demo(a) => demo::run(a),
         Command::DemoServer(a) => demo::server(a),
         Command::DemoClient(a) => demo::client(a),
@@ -74,6 +89,8 @@ fn main() -> ExitCode {
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),
         Command::Bench(a) => bench::run(a),
+        Command::Send(a) => send::run(a),
+        Command::Receive(a) => receive::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

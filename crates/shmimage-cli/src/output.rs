@@ -4,7 +4,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -27,36 +28,58 @@ pub struct OutputArgs {
 enum Mode {
     Quiet,
     Json,
-    /// Text; `live` when stdout is a terminal (redrawn status, bars).
+    /// Text; `live` when the report stream is a terminal (redrawn status, bars).
     Text {
         live: bool,
     },
 }
 
-/// Where a subcommand's reports go. Everything is written to stdout; errors
-/// are returned and printed on stderr by `main`.
+/// Where reports are written: stdout, or stderr when stdout carries data
+/// (`record --out -`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// Where a subcommand's reports go. Everything is written to one stream
+/// (normally stdout); errors are returned and printed on stderr by `main`.
 #[derive(Debug, Clone, Copy)]
 pub struct Out {
     mode: Mode,
+    sink: Sink,
 }
 
 impl Out {
     pub fn new(a: &OutputArgs) -> Out {
+        Out::with_sink(a, Sink::Stdout)
+    }
+
+    /// Reports on stderr, because stdout carries the frames themselves.
+    pub fn on_stderr(a: &OutputArgs) -> Out {
+        Out::with_sink(a, Sink::Stderr)
+    }
+
+    fn with_sink(a: &OutputArgs, sink: Sink) -> Out {
+        let terminal = match sink {
+            Sink::Stdout => std::io::stdout().is_terminal(),
+            Sink::Stderr => std::io::stderr().is_terminal(),
+        };
         let mode = if a.quiet {
             Mode::Quiet
         } else if a.json {
             Mode::Json
         } else {
-            Mode::Text { live: std::io::stdout().is_terminal() }
+            Mode::Text { live: terminal }
         };
-        Out { mode }
+        Out { mode, sink }
     }
 
     pub fn json(&self) -> bool {
         self.mode == Mode::Json
     }
 
-    /// True when stdout is a terminal and text is wanted.
+    /// True when the report stream is a terminal and text is wanted.
     pub fn live(&self) -> bool {
         self.mode == Mode::Text { live: true }
     }
@@ -68,26 +91,59 @@ impl Out {
     /// A line of text (text modes only).
     pub fn line(&self, s: impl AsRef<str>) {
         if self.text() {
-            print_line(s.as_ref());
+            self.print(s.as_ref());
         }
     }
 
     /// One JSON object on its own line (JSON mode only).
     pub fn record(&self, v: &serde_json::Value) {
         if self.json() {
-            print_line(&v.to_string());
+            self.print(&v.to_string());
+        }
+    }
+
+    /// An event: a text line, or a JSON object with `"event": name` and the
+    /// fields of `v` (an object).
+    pub fn event(&self, name: &str, text: impl AsRef<str>, v: serde_json::Value) {
+        self.line(text);
+        if self.json() {
+            self.print(&with_event(name, v).to_string());
+        }
+    }
+
+    /// The closing summary every long-running subcommand prints, on one
+    /// scheme: a text line, or `{"event": "done", "ok": .., ...}` with the
+    /// fields of `v` (and `"error"` when the run failed).
+    pub fn done(&self, text: impl AsRef<str>, v: serde_json::Value, outcome: &Result<()>) {
+        self.line(text);
+        if self.json() {
+            let mut v = with_event("done", v);
+            v["ok"] = serde_json::json!(outcome.is_ok());
+            if let Err(e) = outcome {
+                v["error"] = serde_json::json!(e.to_string());
+            }
+            self.print(&v.to_string());
+        }
+    }
+
+    fn print(&self, s: &str) {
+        match self.sink {
+            Sink::Stdout => print_line(s),
+            Sink::Stderr => eprintln!("{s}"),
         }
     }
 
     /// A status display: an indicatif bar (with `total`) or spinner on a
-    /// terminal, a plain line at most every `every` in a pipe, nothing when
+    /// terminal, a plain line at most once a second in a pipe, nothing when
     /// quiet or JSON.
-    pub fn status(&self, total: Option<u64>, every: Duration) -> Status {
+    pub fn status(&self, total: Option<u64>) -> Status {
+        let every = Duration::from_secs(1);
         let bar = self.live().then(|| {
-            let bar = match total {
-                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stdout()),
-                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout()),
+            let target = match self.sink {
+                Sink::Stdout => ProgressDrawTarget::stdout(),
+                Sink::Stderr => ProgressDrawTarget::stderr(),
             };
+            let bar = ProgressBar::with_draw_target(total, target);
             let template = if total.is_some() {
                 "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}"
             } else {
@@ -101,8 +157,17 @@ impl Out {
         });
         // In a pipe the first line comes after `every`: short runs print only
         // their events and summary.
-        Status { bar, plain: self.mode == Mode::Text { live: false }, every, last: Instant::now() }
+        Status { bar, out: *self, every, last: Instant::now() }
     }
+}
+
+fn with_event(name: &str, v: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("event".into(), serde_json::json!(name));
+    if let serde_json::Value::Object(fields) = v {
+        m.extend(fields);
+    }
+    serde_json::Value::Object(m)
 }
 
 fn print_line(s: &str) {
@@ -116,38 +181,46 @@ fn print_line(s: &str) {
 #[derive(Debug)]
 pub struct Status {
     bar: Option<ProgressBar>,
-    plain: bool,
+    out: Out,
     every: Duration,
     last: Instant,
 }
 
 impl Status {
+    fn plain(&self) -> bool {
+        self.out.mode == Mode::Text { live: false }
+    }
+
     /// Show the current state: redraw on a terminal; in a pipe print it only
-    /// when `every` has passed since the last plain line, so logs stay short.
+    /// when a second has passed since the last plain line, so logs stay short.
     pub fn update(&mut self, position: u64, msg: impl FnOnce() -> String) {
         if let Some(bar) = &self.bar {
             bar.set_position(position);
             bar.set_message(msg());
-        } else if self.plain && self.last.elapsed() >= self.every {
+        } else if self.plain() && self.last.elapsed() >= self.every {
             self.last = Instant::now();
-            print_line(&msg());
+            self.out.print(&msg());
         }
     }
 
-    /// A line that stays (an event), printed above the bar on a terminal.
-    pub fn event(&self, s: impl AsRef<str>) {
+    /// A line that stays (an event), printed above the bar on a terminal;
+    /// with --json the object `{"event": name, ...v}`.
+    pub fn event(&self, name: &str, s: impl AsRef<str>, v: serde_json::Value) {
         match &self.bar {
             Some(bar) => bar.println(s.as_ref()),
-            None if self.plain => print_line(s.as_ref()),
+            None if self.plain() => self.out.print(s.as_ref()),
             None => {}
+        }
+        if self.out.json() {
+            self.out.print(&with_event(name, v).to_string());
         }
     }
 
     /// A warning on stderr (even with --quiet or --json), kept clear of the bar.
     pub fn warn(&self, s: impl AsRef<str>) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("shmimage: warning: {}", s.as_ref())),
-            None => eprintln!("shmimage: warning: {}", s.as_ref()),
+            Some(bar) => bar.suspend(|| warn(s)),
+            None => warn(s),
         }
     }
 
@@ -159,29 +232,183 @@ impl Status {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
+/// A warning on stderr, whatever the output mode.
+pub fn warn(s: impl AsRef<str>) {
+    eprintln!("shmimage: warning: {}", s.as_ref());
 }
 
-/// Make SIGINT and SIGTERM end the loops cleanly, so a server leaves its
-/// file consistent, a client gives its buffers back and the summary prints.
+/// Frames counted over the time they actually flowed. A pause much longer
+/// than the stream's usual spacing (a wait for a peer, a stalled source)
+/// counts as idle, so neither a wait before the first frame nor idle minutes
+/// in the middle lower the rate.
+#[derive(Debug, Default, Clone)]
+pub struct Flow {
+    frames: u64,
+    /// Gaps counted as flowing, and their total time.
+    gaps: u64,
+    active: Duration,
+    last: Option<Instant>,
+    /// Recent frames, for the live rate of the last second or so.
+    recent: std::collections::VecDeque<Instant>,
+}
+
+/// A pause is idle when it is longer than both of these.
+const IDLE_MIN: Duration = Duration::from_secs(2);
+const IDLE_FACTOR: u32 = 8;
+
+impl Flow {
+    pub fn new() -> Flow {
+        Flow::default()
+    }
+
+    /// One more frame, now.
+    pub fn tick(&mut self) {
+        self.tick_at(Instant::now());
+    }
+
+    pub fn tick_at(&mut self, now: Instant) {
+        self.frames += 1;
+        if let Some(last) = self.last {
+            let gap = now.saturating_duration_since(last);
+            let usual = if self.gaps > 0 { self.active / self.gaps as u32 } else { Duration::ZERO };
+            if gap <= IDLE_MIN.max(usual * IDLE_FACTOR) {
+                self.gaps += 1;
+                self.active += gap;
+            }
+        }
+        self.last = Some(now);
+        self.recent.push_back(now);
+        while self.recent.len() > 2 && now.saturating_duration_since(self.recent[0]) > Duration::from_secs(1) {
+            self.recent.pop_front();
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The time frames flowed (the first frame starts it).
+    pub fn seconds(&self) -> f64 {
+        self.active.as_secs_f64()
+    }
+
+    /// Frames per second over the flowing time; `None` before two frames.
+    pub fn fps(&self) -> Option<f64> {
+        (self.gaps > 0 && !self.active.is_zero()).then(|| self.gaps as f64 / self.active.as_secs_f64())
+    }
+
+    /// Frames per second over about the last second; 0 when the stream stopped.
+    pub fn live_fps(&self) -> f64 {
+        let (Some(first), Some(last)) = (self.recent.front(), self.recent.back()) else { return 0.0 };
+        if last.elapsed() > Duration::from_secs(2) || self.recent.len() < 2 {
+            return 0.0;
+        }
+        let span = last.saturating_duration_since(*first).as_secs_f64();
+        if span > 0.0 {
+            (self.recent.len() - 1) as f64 / span
+        } else {
+            0.0
+        }
+    }
+
+    /// `12 frame(s) in 0.40 s (30.0 frames/s)`, or without the rate when
+    /// fewer than two frames came.
+    pub fn describe(&self) -> String {
+        match self.fps() {
+            Some(f) => format!("{} frame(s) in {:.2} s ({f:.1} frames/s)", self.frames, self.seconds()),
+            None => format!("{} frame(s)", self.frames),
+        }
+    }
+
+    /// `frames`, `seconds` and `fps` (null before two frames) for JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "frames": self.frames, "seconds": self.seconds(), "fps": self.fps() })
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Write end of the pipe the signal handler wakes the canceller thread with.
+static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The engine objects whose waits one Ctrl-C must end.
+static CANCELLERS: Mutex<Vec<shmimage::Canceller>> = Mutex::new(Vec::new());
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    let fd = STOP_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; one byte from a live local.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
+}
+
+/// Make SIGINT and SIGTERM end the run cleanly on the first signal, so a
+/// server leaves its file consistent, a client gives its buffers back and the
+/// summary prints: the flag ends loops, and a thread woken through a pipe
+/// cancels every engine wait in progress (the handler itself may do neither
+/// allocation nor locking).
 pub fn install_stop_handler() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
-        // the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+            STOP_PIPE.store(fds[1], Ordering::SeqCst);
+            let read_end = fds[0];
+            let spawned = std::thread::Builder::new().name("stop".into()).spawn(move || {
+                let mut byte = 0u8;
+                loop {
+                    // SAFETY: reads one byte into a live local from our own pipe.
+                    let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+                    if n == 1 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted) {
+                        break;
+                    }
+                }
+                // A wait started after a cancel is not affected by it, so keep
+                // cancelling until the run has wound down.
+                loop {
+                    cancel_all();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            if spawned.is_err() {
+                warn("cannot start the Ctrl-C thread; Ctrl-C ends loops only between waits");
+            }
+        }
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
+            // the handler only stores to an atomic and writes to a pipe, both
+            // async-signal-safe.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    });
+}
+
+fn cancel_all() {
+    if let Ok(list) = CANCELLERS.lock() {
+        for c in list.iter() {
+            c.cancel();
         }
     }
 }
 
+/// Have Ctrl-C end the waits of the object `c` cancels (a server or client).
+pub fn cancel_on_stop(c: shmimage::Canceller) {
+    if let Ok(mut list) = CANCELLERS.lock() {
+        list.push(c);
+    }
+    if stopped() {
+        cancel_all();
+    }
+}
+
 pub fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
+    STOP.load(Ordering::SeqCst)
 }
 
 /// Sleep up to `d`, waking early on Ctrl-C (checked every 50 ms).
@@ -247,18 +474,18 @@ pub fn explain(e: shmimage::Error, path: &Path) -> Box<dyn std::error::Error> {
         E::BadFileSize { len: Some(_), .. } => {
             format!("; recreate it larger, e.g. `rm {p} && shmimage create {p} --max 1920x1080`")
         }
-        // The engine's text says "read-write", which misleads for inspect's
-        // read-only open; say it plainly and hint only at a real cause.
-        E::UnableToOpenFile { reason, .. } => {
-            let fix = if reason.contains("ermission") {
-                format!(" (a server or client needs read and write access: check `ls -l {p}`)")
-            } else {
-                String::new()
-            };
-            return format!("cannot open stream file {p}: {reason}{fix}").into();
+        // The OS error's kind, not its text, tells a permission problem.
+        E::UnableToOpenFile { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!(" (a server or client needs read and write access: check `ls -l {p}`)")
         }
-        E::FrameTooLarge { .. } => {
-            format!("; create a larger file, e.g. `shmimage create NEWFILE --max WxH` (see `shmimage inspect {p}`)")
+        // The engine's text ends in a generic fix; name the problem once,
+        // with the concrete command.
+        E::FrameTooLarge { needed, capacity, what } => {
+            return format!(
+                "frame too large for {p}: {what} needs {needed} bytes and a buffer holds {capacity}; make a \
+                 larger file, e.g. `shmimage create NEWFILE --max WxH` (`shmimage inspect {p}` shows this one)"
+            )
+            .into();
         }
         _ => String::new(),
     };
@@ -278,16 +505,6 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
-}
-
-/// Frames per second over `frames` frames in `elapsed` (0 when undefined).
-pub fn rate(frames: u64, elapsed: Duration) -> f64 {
-    let s = elapsed.as_secs_f64();
-    if s > 0.0 {
-        frames as f64 / s
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `shmimage record`: be the client of a stream and write its frames to a
-//! folder as PNG (or raw RGB) files named by frame number.
+//! folder as PNG (or raw RGB) files named by frame number, or to standard
+//! output as YUV4MPEG2 (or raw RGB) for ffmpeg and other tools.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,13 +13,20 @@ use clap::Args;
 use serde_json::json;
 use shmimage::{Client, ClientOptions, Error as StreamError};
 
-use crate::output::{explain, install_stop_handler, parse_secs, rate, stopped, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out};
+use crate::output::{OutputArgs, Result};
+use crate::y4m::Y4mWriter;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Files are named by the server's frame number: frame-000123.png (or .rgb with
 --raw: WIDTH*HEIGHT*3 bytes, rows top-down; the size is printed with --json).
 Existing files of the same name are overwritten.
+
+With --out - the frames go to standard output instead, one after another:
+YUV4MPEG2 4:4:4 (BT.601, limited range), or raw RGB with --raw; reports then
+go to standard error. A pipe carries one frame size: a size change ends the
+recording with an error.
 
 Ends with exit status 0 when --count frames are written, on Ctrl-C, or (without
 --count) when the server exits after sending at least one frame. Ends with 1
@@ -27,16 +35,23 @@ when no frame arrives for --timeout seconds, or the server exits before --count.
 Examples:
   shmimage record /dev/shm/stream.shm --out frames --count 100
   shmimage record /dev/shm/stream.shm --out frames --every 30 --timeout 60
-  shmimage record /dev/shm/stream.shm --out raw --raw --count 10 --json")]
+  shmimage record /dev/shm/stream.shm --out raw --raw --count 10 --json
+  shmimage record /dev/shm/stream.shm --out - --count 300 | ffmpeg -i - out.mp4
+  shmimage record /dev/shm/stream.shm --out - --raw | ffplay -f rawvideo -pixel_format rgb24 -video_size 1280x720 -")]
 pub struct RecordArgs {
     /// The stream file (made by `shmimage create` or the stream's creator).
     pub file: PathBuf,
-    /// The folder to write frames into (created if missing).
-    #[arg(long, short, value_name = "DIR")]
+    /// The folder to write frames into (created if missing), or - for
+    /// standard output (YUV4MPEG2, or raw RGB with --raw).
+    #[arg(long, short, value_name = "DIR|-")]
     pub out: PathBuf,
-    /// Write raw RGB (.rgb) instead of PNG.
+    /// Write raw RGB (.rgb files, or bytes on stdout) instead of PNG / y4m.
     #[arg(long)]
     pub raw: bool,
+    /// The frame rate written into the y4m header with --out - (the stream
+    /// itself has none).
+    #[arg(long, default_value = "30", value_parser = parse_fps, value_name = "N")]
+    pub fps: f64,
     /// Stop after writing N frames.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -109,6 +124,63 @@ impl Tally {
     }
 }
 
+/// Where the frames go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sink {
+    PngFiles,
+    RawFiles,
+    /// Standard output, raw RGB or y4m.
+    Stdout {
+        y4m: bool,
+        fps: f64,
+    },
+}
+
+/// Frames one after another on standard output, all of one size.
+struct StdoutFrames {
+    out: BufWriter<std::io::Stdout>,
+    y4m: Option<Y4mWriter<BufWriter<std::io::Stdout>>>,
+    want_y4m: bool,
+    fps: f64,
+    size: Option<(u32, u32)>,
+}
+
+impl StdoutFrames {
+    fn write(&mut self, w: u32, h: u32, rgb: &[u8]) -> std::result::Result<(), String> {
+        match self.size {
+            Some(s) if s != (w, h) => {
+                return Err(format!(
+                    "the stream changed its frame size from {}x{} to {w}x{h}, and a pipe carries one size; \
+                     record into a folder (--out DIR) to keep every size",
+                    s.0, s.1
+                ))
+            }
+            Some(_) => {}
+            None => {
+                self.size = Some((w, h));
+                if self.want_y4m {
+                    let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+                    self.y4m = Some(Y4mWriter::new(out, w, h, self.fps).map_err(|e| e.to_string())?);
+                }
+            }
+        }
+        let r = match &mut self.y4m {
+            Some(y) => y.write(rgb).map_err(|e| e.to_string()),
+            None => self.out.write_all(rgb).map_err(|e| e.to_string()),
+        };
+        r.map_err(|e| format!("writing to standard output: {e}"))
+    }
+
+    fn flush(&mut self) -> std::result::Result<(), String> {
+        // y4m's encoder writes straight through its BufWriter; flush both.
+        let r = match &mut self.y4m {
+            Some(_) => std::io::stdout().flush(),
+            None => self.out.flush(),
+        };
+        r.map_err(|e| format!("writing to standard output: {e}"))
+    }
+}
+
 /// Encode and write frames on their own thread, so PNG compression overlaps
 /// with taking the next frame instead of making the client skip it.
 /// The writer thread's ends: jobs in, results out, pixel buffers back.
@@ -119,22 +191,38 @@ struct Writer {
     handle: JoinHandle<()>,
 }
 
-fn spawn_writer(raw: bool) -> Writer {
+fn spawn_writer(sink: Sink) -> Writer {
     // Two frames in flight: enough to absorb jitter, little memory.
     let (job_tx, job_rx) = sync_channel::<Job>(2);
     let (done_tx, done_rx) = channel();
     let (spare_tx, spare_rx) = channel();
     let handle = std::thread::spawn(move || {
+        let mut stdout = match sink {
+            Sink::Stdout { y4m, fps } => Some(StdoutFrames {
+                out: BufWriter::with_capacity(1 << 20, std::io::stdout()),
+                y4m: None,
+                want_y4m: y4m,
+                fps,
+                size: None,
+            }),
+            _ => None,
+        };
         for job in job_rx {
-            let r = if raw {
-                write_raw(&job.path, &job.pixels)
-            } else {
-                write_png(&job.path, job.width, job.height, &job.pixels)
+            let r = match (&mut stdout, sink) {
+                (Some(s), _) => s.write(job.width, job.height, &job.pixels).and_then(|()| s.flush()),
+                (None, Sink::RawFiles) => {
+                    write_raw(&job.path, &job.pixels).map_err(|e| format!("cannot write {}: {e}", job.path.display()))
+                }
+                (None, _) => write_png(&job.path, job.width, job.height, &job.pixels)
+                    .map_err(|e| format!("cannot write {}: {e}", job.path.display())),
             };
             let failed = r.is_err();
-            let r = r
-                .map(|()| Written { path: job.path.clone(), number: job.number, width: job.width, height: job.height })
-                .map_err(|e| format!("cannot write {}: {e}", job.path.display()));
+            let r = r.map(|()| Written {
+                path: job.path.clone(),
+                number: job.number,
+                width: job.width,
+                height: job.height,
+            });
             let _ = spare_tx.send(job.pixels);
             if done_tx.send(r).is_err() || failed {
                 return;
@@ -145,21 +233,33 @@ fn spawn_writer(raw: bool) -> Writer {
 }
 
 pub fn run(a: RecordArgs) -> Result<()> {
-    let out = Out::new(&a.output);
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("cannot create the output folder {}: {e}", a.out.display()))?;
-    let mut client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
     install_stop_handler();
+    let to_stdout = a.out.as_os_str() == "-";
+    // With frames on stdout, reports go to stderr.
+    let out = if to_stdout { Out::on_stderr(&a.output) } else { Out::new(&a.output) };
+    if !to_stdout {
+        std::fs::create_dir_all(&a.out)
+            .map_err(|e| format!("cannot create the output folder {}: {e}", a.out.display()))?;
+    }
+    let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(client.canceller());
     let name = a.file.display().to_string();
+    let (sink, what) = match (to_stdout, a.raw) {
+        (true, true) => (Sink::Stdout { y4m: false, fps: a.fps }, "standard output (raw RGB)".to_owned()),
+        (true, false) => (Sink::Stdout { y4m: true, fps: a.fps }, "standard output (y4m)".to_owned()),
+        (false, true) => (Sink::RawFiles, format!("{} (rgb)", a.out.display())),
+        (false, false) => (Sink::PngFiles, format!("{} (png)", a.out.display())),
+    };
     let ext = if a.raw { "rgb" } else { "png" };
-    out.line(format!("recording {name} into {} ({ext})", a.out.display()));
-    let mut status = out.status(a.count, Duration::from_secs(1));
-    let Writer { jobs: job_tx, done: done_rx, spare: spare_rx, handle: writer } = spawn_writer(a.raw);
+    out.line(format!("recording {name} into {what}"));
+    let mut status = out.status(a.count);
+    let Writer { jobs: job_tx, done: done_rx, spare: spare_rx, handle: writer } = spawn_writer(sink);
 
-    let (mut received, mut queued, mut missed) = (0u64, 0u64, 0u64);
+    let (mut queued, mut missed) = (0u64, 0u64);
+    let mut flow = Flow::new();
     let mut tally = Tally::default();
     let mut last_number: Option<u32> = None;
     let mut last_frame_at = Instant::now();
-    let mut first_at: Option<Instant> = None;
 
     let mut outcome: Result<()> = loop {
         if let Err(e) = done_rx.try_iter().try_for_each(|r| tally.take(&out, r)) {
@@ -168,9 +268,11 @@ pub fn run(a: RecordArgs) -> Result<()> {
         if stopped() || a.count.is_some_and(|c| queued >= c) {
             break Ok(());
         }
-        let job = match client.wait_frame(Duration::from_millis(100)) {
+        // The engine's wait, up to the --timeout deadline; Ctrl-C cancels it.
+        let left = a.timeout.saturating_sub(last_frame_at.elapsed());
+        let job = match client.wait_frame(Some(left)) {
             Ok(frame) => {
-                received += 1;
+                flow.tick();
                 let info = frame.info();
                 if let Some(prev) = last_number {
                     // Frames the server published that this client never
@@ -179,23 +281,28 @@ pub fn run(a: RecordArgs) -> Result<()> {
                 }
                 last_number = Some(info.number);
                 // Copy out and unlock at once; the writer thread encodes.
-                ((received - 1) % a.every == 0).then(|| {
+                if (flow.frames() - 1) % a.every == 0 {
                     let mut pixels = spare_rx.try_recv().unwrap_or_default();
                     pixels.clear();
-                    pixels.extend_from_slice(frame.pixels());
-                    Job {
-                        path: a.out.join(format!("frame-{:06}.{ext}", info.number)),
-                        number: info.number,
-                        width: info.width,
-                        height: info.height,
-                        pixels,
+                    match frame.pixels() {
+                        Ok(px) => pixels.extend_from_slice(px),
+                        Err(e) => break Err(explain(e, &a.file)),
                     }
-                })
+                    let path = if to_stdout {
+                        PathBuf::from("-")
+                    } else {
+                        a.out.join(format!("frame-{:06}.{ext}", info.number))
+                    };
+                    Some(Job { path, number: info.number, width: info.width, height: info.height, pixels })
+                } else {
+                    None
+                }
             }
+            Err(_) if stopped() => break Ok(()),
             Err(StreamError::NoFrameAvailable) => {
                 let quiet_for = last_frame_at.elapsed();
                 if quiet_for >= a.timeout {
-                    let what = if received == 0 { "no frame arrived" } else { "no new frame arrived" };
+                    let what = if flow.frames() == 0 { "no frame arrived" } else { "no new frame arrived" };
                     break Err(format!(
                         "{what} on {name} for {:.1} s (--timeout); is a server running? \
                          `shmimage inspect {name}` shows the stream's state",
@@ -203,12 +310,11 @@ pub fn run(a: RecordArgs) -> Result<()> {
                     )
                     .into());
                 }
-                status.update(tally.saved, || format!("waiting for frames on {name}"));
                 continue;
             }
-            Err(StreamError::Unconnected { .. }) => {
+            Err(StreamError::ServerGone { .. }) => {
                 if a.count.is_none() && queued > 0 {
-                    status.event(format!("the server of {name} exited; stream ended"));
+                    status.event("server_left", format!("the server of {name} exited; stream ended"), json!({}));
                     break Ok(());
                 }
                 let expected = a.count.map_or(String::new(), |c| format!(" of the {c} asked for (--count)"));
@@ -219,7 +325,6 @@ pub fn run(a: RecordArgs) -> Result<()> {
             Err(e) => break Err(explain(e, &a.file)),
         };
         last_frame_at = Instant::now();
-        first_at.get_or_insert(last_frame_at);
         let Some(job) = job else { continue };
         let number = job.number;
         let (w, h) = (job.width, job.height);
@@ -228,12 +333,11 @@ pub fn run(a: RecordArgs) -> Result<()> {
             continue;
         }
         queued += 1;
-        let elapsed = first_at.map_or(Duration::ZERO, |t| t.elapsed());
         status.update(tally.saved, || {
             format!(
                 "frame {number} ({w}x{h}): {} written, {:.1} frames/s received, {missed} skipped",
                 tally.saved,
-                rate(received.saturating_sub(1), elapsed)
+                flow.live_fps()
             )
         });
     };
@@ -250,29 +354,24 @@ pub fn run(a: RecordArgs) -> Result<()> {
     status.finish();
     client.close();
     let saved = tally.saved;
-    // The rate covers first to last frame received, not the wait after.
-    let elapsed = first_at.map_or(Duration::ZERO, |t| last_frame_at.saturating_duration_since(t));
     let file_name = |p: &PathBuf| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let range = match (&tally.first_file, &tally.last_file) {
+        _ if to_stdout => String::new(),
         (Some(f), Some(l)) if f != l => format!(" ({} .. {})", file_name(f), file_name(l)),
         (Some(f), _) => format!(" ({})", file_name(f)),
         _ => String::new(),
     };
-    out.line(format!(
-        "recorded {saved} frame(s) into {}{range}: {received} received in {:.2} s ({:.1} frames/s), {missed} skipped",
-        a.out.display(),
-        elapsed.as_secs_f64(),
-        rate(received.saturating_sub(1), elapsed)
-    ));
-    out.record(&json!({
-        "event": "done",
-        "path": name,
-        "out": a.out.display().to_string(),
-        "saved": saved,
-        "received": received,
-        "skipped": missed,
-        "seconds": elapsed.as_secs_f64(),
-        "ok": outcome.is_ok(),
-    }));
+    let into = if to_stdout { "standard output".to_owned() } else { a.out.display().to_string() };
+    let mut v = flow.json();
+    v["path"] = json!(name);
+    v["out"] = json!(a.out.display().to_string());
+    v["saved"] = json!(saved);
+    v["received"] = json!(flow.frames());
+    v["skipped"] = json!(missed);
+    out.done(
+        format!("recorded {saved} frame(s) into {into}{range}: received {}, {missed} skipped", flow.describe()),
+        v,
+        &outcome,
+    );
     outcome
 }

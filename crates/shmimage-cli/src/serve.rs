@@ -11,8 +11,11 @@ use serde_json::json;
 use shmimage::layout::file_len_for_frame;
 use shmimage::{Error as StreamError, Server, ServerOptions, StreamFile};
 
-use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, parse_wxh, rate, sleep_unless_stopped};
-use crate::output::{stopped, Out, OutputArgs, Result};
+use crate::output::{cancel_on_stop, stopped, Flow, Out, OutputArgs, Result};
+use crate::output::{
+    explain, human_bytes, install_stop_handler, parse_fps, parse_secs, parse_wxh, sleep_unless_stopped,
+};
+use crate::y4m::Y4mReader;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -26,6 +29,7 @@ Examples:
   shmimage serve /dev/shm/stream.shm --size 1920x1080 --fps 60
   shmimage serve /dev/shm/stream.shm --png ./frames --loop --fps 24
   shmimage serve /dev/shm/stream.shm --png 'shots/*.png' --count 10 --lossless --fps 0
+  ffmpeg -i in.mp4 -f yuv4mpegpipe - | shmimage serve /dev/shm/stream.shm --stdin
   ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | shmimage serve /dev/shm/stream.shm --stdin --size 1280x720")]
 pub struct ServeArgs {
     /// The stream file. If it does not exist it is created (mode 0600) just
@@ -36,16 +40,18 @@ pub struct ServeArgs {
     /// converted to RGB8 (alpha is dropped); sizes may differ frame to frame.
     #[arg(long, value_name = "DIR|GLOB|FILE", conflicts_with_all = ["stdin", "size"])]
     pub png: Option<String>,
-    /// Read raw RGB frames from standard input: WIDTH*HEIGHT*3 bytes each,
+    /// Read frames from standard input: YUV4MPEG2 (recognised by its
+    /// header; its size is used), or raw RGB, WIDTH*HEIGHT*3 bytes per frame,
     /// rows top-down, no header (needs --size). Ends at end of input.
-    #[arg(long, requires = "size")]
+    #[arg(long)]
     pub stdin: bool,
     /// Frame size of the generated pattern (default 1280x720) or of each raw
     /// frame read with --stdin.
     #[arg(long, value_parser = parse_wxh, value_name = "WxH")]
     pub size: Option<(u32, u32)>,
     /// Frames per second; 0 sends as fast as the client takes them [default:
-    /// 30, or 0 with --stdin, where the input sets the pace].
+    /// 30; with --stdin the y4m header's rate, or 0 for raw input, whose
+    /// producer sets the pace].
     #[arg(long, value_parser = parse_fps)]
     pub fps: Option<f64>,
     /// Store rows bottom-up (the protocol's FLIPVERTICAL option).
@@ -59,7 +65,8 @@ pub struct ServeArgs {
     pub repeat: bool,
     /// Seconds to wait for a client, at the start and whenever one leaves;
     /// then exit with an error. 0 sends without waiting (frames with no
-    /// client are counted as unconnected) [default: wait forever].
+    /// client are counted as unconnected) [default: 10 with --count,
+    /// otherwise forever].
     #[arg(long, value_parser = parse_secs, value_name = "SECS")]
     pub wait_client: Option<Duration>,
     /// Send each frame only after the client has taken the previous one, so
@@ -74,7 +81,27 @@ pub struct ServeArgs {
 enum Source {
     Pattern { w: u32, h: u32, t: u32 },
     Png { files: Vec<PathBuf>, next: usize, repeat: bool },
-    Stdin { w: u32, h: u32, input: std::io::StdinLock<'static>, frames: u64 },
+    Stdin { w: u32, h: u32, input: Box<dyn Read>, frames: u64 },
+    Y4m { reader: Y4mReader<Box<dyn Read>>, frames: u64 },
+}
+
+/// Raw RGB or y4m from standard input, told apart by the y4m header.
+fn stdin_source(size: Option<(u32, u32)>) -> Result<Source> {
+    let (is_y4m, input) = crate::y4m::sniff(std::io::stdin().lock()).map_err(|e| format!("reading stdin: {e}"))?;
+    let input: Box<dyn Read> = Box::new(input);
+    if is_y4m {
+        let reader = Y4mReader::new(input)?;
+        if let Some((w, h)) = size.filter(|s| *s != reader.size()) {
+            let (yw, yh) = reader.size();
+            return Err(format!("--size {w}x{h} differs from the y4m header's {yw}x{yh} (leave --size out)").into());
+        }
+        return Ok(Source::Y4m { reader, frames: 0 });
+    }
+    let (w, h) = size.ok_or(
+        "standard input is not y4m (no YUV4MPEG2 header), so it is read as raw RGB, which needs \
+         --size WIDTHxHEIGHT",
+    )?;
+    Ok(Source::Stdin { w, h, input, frames: 0 })
 }
 
 impl Source {
@@ -85,6 +112,10 @@ impl Source {
                 format!("{} PNG file(s){}", files.len(), if *repeat { ", looping" } else { "" })
             }
             Source::Stdin { w, h, .. } => format!("raw RGB {w}x{h} from stdin"),
+            Source::Y4m { reader, .. } => {
+                let (w, h) = reader.size();
+                format!("y4m {w}x{h} from stdin")
+            }
         }
     }
 
@@ -96,20 +127,24 @@ impl Source {
         }
     }
 
+    /// Every frame size this source yields, when known before reading.
+    fn sizes(&self) -> Result<Vec<(u32, u32)>> {
+        Ok(match self {
+            Source::Pattern { w, h, .. } | Source::Stdin { w, h, .. } => vec![(*w, *h)],
+            Source::Y4m { reader, .. } => vec![reader.size()],
+            Source::Png { files, .. } => files.iter().map(|f| png_size(f)).collect::<Result<_>>()?,
+        })
+    }
+
     /// The file length that carries every frame of this source in one band.
     fn file_len(&self) -> Result<u64> {
-        let len = match self {
-            Source::Pattern { w, h, .. } | Source::Stdin { w, h, .. } => file_len_for_frame(*w, *h),
-            Source::Png { files, .. } => {
-                let mut max = None;
-                for f in files {
-                    let (w, h) = png_size(f)?;
-                    max = max.max(file_len_for_frame(w, h));
-                }
-                max
-            }
-        };
-        len.ok_or_else(|| "the frames are too large for a stream file".into())
+        let mut max = None;
+        for (w, h) in self.sizes()? {
+            let len =
+                file_len_for_frame(w, h).ok_or_else(|| format!("{w}x{h} frames are too large for a stream file"))?;
+            max = max.max(Some(len));
+        }
+        max.ok_or_else(|| "the source has no frames".into())
     }
 
     /// The next frame into `buf`; `None` at the end of the source.
@@ -132,7 +167,9 @@ impl Source {
                 read_png(path, buf).map(Some)
             }
             Source::Stdin { w, h, input, frames } => {
-                let len = *w as usize * *h as usize * 3;
+                let len = shmimage::layout::frame_bytes(*w, *h)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| format!("{w}x{h} frames are too large"))?;
                 buf.resize(len, 0);
                 let got = read_full(input, buf).map_err(|e| format!("reading stdin: {e}"))?;
                 if got == 0 {
@@ -148,6 +185,13 @@ impl Source {
                 }
                 *frames += 1;
                 Ok(Some((*w, *h)))
+            }
+            Source::Y4m { reader, frames } => {
+                if !reader.read(buf, *frames + 1)? {
+                    return Ok(None);
+                }
+                *frames += 1;
+                Ok(Some(reader.size()))
             }
         }
     }
@@ -268,31 +312,89 @@ fn no_client(path: &Path, waited: Duration) -> Box<dyn std::error::Error> {
     .into()
 }
 
+/// Refuse, before any client connects, frames that cannot travel through
+/// this file at all (one row larger than a buffer).
+fn check_fits(source: &Source, path: &Path, capacity: u64) -> Result<()> {
+    for (w, h) in source.sizes()? {
+        let row = shmimage::layout::row_bytes(w).unwrap_or(u64::MAX);
+        if row > capacity {
+            return Err(format!(
+                "{w}x{h} frames cannot travel through {}: one row needs {row} bytes and a buffer holds \
+                 {capacity}; make a file for them, e.g. `shmimage create NEWFILE --max {w}x{h}`",
+                path.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// This machine's memory in bytes (MemTotal), if /proc tells.
+fn total_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>();
+    kib.ok()?.checked_mul(1024)
+}
+
+/// Refuse, before any file or buffer exists, frames this machine cannot
+/// hold: serve keeps one frame in memory and the stream file two, so a frame
+/// over half the memory is refused at once rather than grown into.
+fn check_memory(source: &Source) -> Result<()> {
+    let Some(mem) = total_memory() else { return Ok(()) };
+    for (w, h) in source.sizes()? {
+        let bytes = shmimage::layout::frame_bytes(w, h).unwrap_or(u64::MAX);
+        if bytes > mem / 2 {
+            return Err(format!(
+                "{w}x{h} frames are too large: one takes {bytes} bytes ({}), more than half of this machine's \
+                 memory ({}); choose a smaller --size",
+                human_bytes(bytes),
+                human_bytes(mem)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: ServeArgs) -> Result<()> {
     let out = Out::new(&a.output);
+    install_stop_handler();
     let mut source = if let Some(spec) = &a.png {
         Source::Png { files: png_files(spec)?, next: 0, repeat: a.repeat }
     } else if a.stdin {
-        let (w, h) = a.size.ok_or("--stdin needs --size WIDTHxHEIGHT")?;
-        Source::Stdin { w, h, input: std::io::stdin().lock(), frames: 0 }
+        stdin_source(a.size)?
     } else {
         let (w, h) = a.size.unwrap_or((1280, 720));
         Source::Pattern { w, h, t: 0 }
     };
-    let fps = a.fps.unwrap_or(if a.stdin { 0.0 } else { 30.0 });
+    // y4m announces its rate, so a file plays at its speed; raw input sets
+    // the pace itself.
+    let fps = a.fps.unwrap_or(match &source {
+        Source::Y4m { reader, .. } => reader.fps(),
+        Source::Stdin { .. } => 0.0,
+        _ => 30.0,
+    });
     let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+    // A run with an end waits for its client only so long: a script that
+    // asked for N frames must not hang when nobody ever comes.
+    let wait_client = a.wait_client.or(a.count.map(|_| DEFAULT_COUNT_WAIT));
 
+    check_memory(&source)?;
+    let name = a.file.display().to_string();
     if std::fs::symlink_metadata(&a.file).is_err() {
         let len = source.file_len()?;
         StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
-        out.line(format!("created {} ({len} bytes, mode 0600)", a.file.display()));
-        out.record(&json!({"event": "created", "path": a.file.display().to_string(), "file_len": len}));
+        out.event(
+            "created",
+            format!("created {name} ({len} bytes, mode 0600)"),
+            json!({"path": name, "file_len": len}),
+        );
     }
     let options = ServerOptions { flip_vertical: a.flip, ..ServerOptions::default() };
-    let mut server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
-    install_stop_handler();
+    let server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(server.canceller());
+    check_fits(&source, &a.file, server.capacity())?;
 
-    let name = a.file.display().to_string();
     out.line(format!(
         "serving {name}: {}, {}",
         source.describe(),
@@ -302,18 +404,16 @@ pub fn run(a: ServeArgs) -> Result<()> {
         (Some(c), Some(t)) => Some(c.min(t)),
         (c, t) => c.or(t),
     };
-    let mut status = out.status(total, Duration::from_secs(1));
-    let (mut sent, mut dropped, mut unconnected, mut number) = (0u64, 0u64, 0u64, 0u32);
+    let mut status = out.status(total);
+    let (mut dropped, mut unconnected, mut number) = (0u64, 0u64, 0u32);
+    let mut flow = Flow::new();
     let mut buf = Vec::new();
-    let started = Instant::now();
-    let mut first_sent: Option<Instant> = None;
-    let mut last_sent = Instant::now();
     let mut next_due = Instant::now();
     let mut connected = false;
     let mut warned_banded = false;
 
     let outcome: Result<()> = 'frames: loop {
-        if stopped() || a.count.is_some_and(|c| sent >= c) {
+        if stopped() || a.count.is_some_and(|c| flow.frames() >= c) {
             break Ok(());
         }
         // The frame comes first, so the end of the source is seen even while
@@ -324,34 +424,26 @@ pub fn run(a: ServeArgs) -> Result<()> {
             Err(e) => break Err(e),
         };
         number = number.wrapping_add(1);
-        if server.is_unconnected() && a.wait_client != Some(Duration::ZERO) {
+        if server.is_unconnected() && wait_client != Some(Duration::ZERO) {
             if connected {
                 connected = false;
-                status.event("client left");
-                out.record(&json!({"event": "client_left", "sent": sent}));
+                status.event("client_left", "client left", json!({"sent": flow.frames()}));
             }
-            status.event(format!("waiting for a client on {name}"));
-            out.record(&json!({"event": "waiting", "path": name}));
+            status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
             let since = Instant::now();
-            loop {
-                if stopped() {
-                    break 'frames Ok(());
-                }
-                if a.wait_client.is_some_and(|t| since.elapsed() >= t) {
-                    break 'frames Err(no_client(&a.file, since.elapsed()));
-                }
-                if server.wait_for_client(Duration::from_millis(100)).is_ok() {
-                    break;
-                }
-                status.update(sent, || format!("waiting for a client on {name}"));
+            // The engine's wait: ended by a client, the deadline or Ctrl-C.
+            match server.wait_for_client(wait_client) {
+                Ok(()) => {}
+                Err(_) if stopped() => break 'frames Ok(()),
+                Err(StreamError::Unconnected) => break 'frames Err(no_client(&a.file, since.elapsed())),
+                Err(e) => break 'frames Err(explain(e, &a.file)),
             }
             // Pace from the moment a client is there, not from before.
             next_due = Instant::now();
         }
         if !connected && !server.is_unconnected() {
             connected = true;
-            status.event("client connected");
-            out.record(&json!({"event": "connected"}));
+            status.event("connected", "client connected", json!({}));
         }
         if let Some(p) = period {
             let now = Instant::now();
@@ -362,12 +454,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             next_due = (next_due + p).max(Instant::now());
         }
         // Wait for a free buffer rather than drop the frame: the client
-        // holds both only briefly. Ctrl-C and a departing client end the wait.
-        while !stopped() {
-            match server.wait_for_buffer(Duration::from_millis(100)) {
-                Err(StreamError::NoBufferAvailable) => continue,
-                _ => break,
-            }
+        // holds both only briefly. Ctrl-C and a departing client end the wait
+        // (put_frame then says which).
+        if server.wait_for_buffer(None).is_err() && stopped() {
+            break Ok(());
         }
         if a.lossless && !warned_banded && (buf.len() as u64) > server.capacity() {
             // The client assembles banded frames in its own memory, out of
@@ -381,64 +471,43 @@ pub fn run(a: ServeArgs) -> Result<()> {
         }
         match server.put_frame(number, w, h, &buf) {
             Ok(()) => {
-                sent += 1;
-                last_sent = Instant::now();
-                first_sent.get_or_insert(last_sent);
+                flow.tick();
                 if a.lossless {
-                    wait_until_taken(&mut server);
+                    // Ended by the client taking it, leaving, or Ctrl-C.
+                    let _ = server.wait_until_taken(None);
                 }
             }
             Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected { .. }) => unconnected += 1,
+            Err(StreamError::Unconnected) => unconnected += 1,
+            Err(_) if stopped() => break Ok(()),
             Err(e) => break Err(explain(e, &a.file)),
         }
-        let elapsed = first_sent.map_or(Duration::ZERO, |t| t.elapsed());
-        status.update(sent, || {
+        status.update(flow.frames(), || {
             format!(
-                "frame {number} ({w}x{h}): {sent} sent, {:.1} frames/s, {dropped} dropped, {unconnected} unconnected",
-                rate(sent.saturating_sub(1), elapsed)
+                "frame {number} ({w}x{h}): {} sent, {:.1} frames/s, {dropped} dropped, {unconnected} unconnected",
+                flow.frames(),
+                flow.live_fps()
             )
         });
     };
     // Give the client a moment to take the last frame before this process
     // (and its liveness lock) goes away; it can read it afterwards anyway.
-    if outcome.is_ok() && !stopped() && sent > 0 {
-        wait_until_taken_for(&mut server, Duration::from_secs(2));
+    if outcome.is_ok() && !stopped() && flow.frames() > 0 {
+        let _ = server.wait_until_taken(Some(Duration::from_secs(2)));
     }
     status.finish();
-    // The rate covers first to last frame sent, not time spent waiting.
-    let span = first_sent.map_or(Duration::ZERO, |t| last_sent.saturating_duration_since(t));
-    let secs = span.as_secs_f64();
-    let fps_done = rate(sent.saturating_sub(1), span);
-    out.line(format!(
-        "served {sent} frame(s) on {name} in {secs:.2} s ({fps_done:.1} frames/s), {dropped} dropped, {unconnected} unconnected"
-    ));
-    out.record(&json!({
-        "event": "done",
-        "path": name,
-        "sent": sent,
-        "dropped": dropped,
-        "unconnected": unconnected,
-        "seconds": secs,
-        "fps": fps_done,
-        "ok": outcome.is_ok(),
-        "run_seconds": started.elapsed().as_secs_f64(),
-    }));
+    let mut v = flow.json();
+    v["path"] = json!(name);
+    v["sent"] = json!(flow.frames());
+    v["dropped"] = json!(dropped);
+    v["unconnected"] = json!(unconnected);
+    out.done(
+        format!("served {} on {name}, {dropped} dropped, {unconnected} unconnected", flow.describe()),
+        v,
+        &outcome,
+    );
     outcome
 }
 
-fn wait_until_taken(server: &mut Server) {
-    wait_until_taken_for(server, Duration::MAX);
-}
-
-/// Wait until the client has taken the frames sent so far, the client leaves,
-/// or `limit` passes; in slices, so Ctrl-C still ends the wait.
-fn wait_until_taken_for(server: &mut Server, limit: Duration) {
-    let start = Instant::now();
-    while !stopped() && start.elapsed() < limit {
-        match server.wait_until_taken(Duration::from_millis(100).min(limit.saturating_sub(start.elapsed()))) {
-            Ok(false) => {}
-            Ok(true) | Err(_) => return,
-        }
-    }
-}
+/// How long `serve --count N` waits for a client unless --wait-client says.
+const DEFAULT_COUNT_WAIT: Duration = Duration::from_secs(10);

@@ -1,19 +1,19 @@
 //! `shmimage view`, `shmimage capture` and `shmimage x11-info`: thin shells
 //! over shmimage-x11 that parse arguments, run the loops and report.
 
-use crate::output::{install_stop_handler, stopped};
-use std::error::Error as StdError;
+use crate::output::{
+    cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use serde_json::json;
 use shmimage::{Client, ClientOptions, Error as StreamError, Server, ServerOptions, StreamFile};
 use shmimage_x11::capture::{Grabber, GrabberOptions, Target};
 use shmimage_x11::info::ShmInfo;
 use shmimage_x11::viewer::{Viewer, ViewerEvent, ViewerOptions};
 use shmimage_x11::DrawPath;
-
-type Result<T> = std::result::Result<T, Box<dyn StdError>>;
 
 /// `?` for the main loops: leave the loop with the error, so the cleanup
 /// after it (completions awaited, segments detached, stats printed) still runs.
@@ -56,11 +56,11 @@ pub struct ViewArgs {
     #[arg(long)]
     pub display: Option<String>,
     /// Exit after showing this many frames.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
     /// Exit after this many seconds.
-    #[arg(long)]
-    pub seconds: Option<f64>,
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub seconds: Option<Duration>,
     /// Do not use MIT-SHM (same as --path core).
     #[arg(long)]
     pub no_shm: bool,
@@ -69,8 +69,10 @@ pub struct ViewArgs {
     #[arg(long, value_enum)]
     pub path: Option<PathArg>,
     /// Exit with an error when no frame arrives for this many seconds.
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -88,20 +90,22 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub root: bool,
     /// Grabs per second; 0 grabs as fast as possible.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value = "30", value_parser = parse_fps)]
     pub fps: f64,
     /// Exit after this many frames were put into the stream.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
     /// Exit after this many seconds.
-    #[arg(long)]
-    pub seconds: Option<f64>,
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub seconds: Option<Duration>,
     /// Do not use MIT-SHM (core GetImage).
     #[arg(long)]
     pub no_shm: bool,
     /// Exit with an error when no client connects for this many seconds.
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +113,8 @@ pub struct X11InfoArgs {
     /// X display (default: $DISPLAY).
     #[arg(long)]
     pub display: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 fn parse_xid(s: &str) -> std::result::Result<u32, String> {
@@ -119,59 +125,54 @@ fn parse_xid(s: &str) -> std::result::Result<u32, String> {
     r.map_err(|e| format!("not a window id: {e}"))
 }
 
-fn secs(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
-    s.map(|v| Duration::try_from_secs_f64(v).map_err(|e| format!("--{what} {v}: {e}").into())).transpose()
-}
-
-/// A line for the window title and the final report.
-struct Rate {
-    since: Instant,
-    frames: u64,
-}
-
-impl Rate {
-    fn new() -> Rate {
-        Rate { since: Instant::now(), frames: 0 }
-    }
-
-    /// Frames per second over the last interval, once it is `every` long.
-    fn tick(&mut self, total: u64, every: Duration) -> Option<f64> {
-        let dt = self.since.elapsed();
-        if dt < every {
-            return None;
-        }
-        let fps = (total - self.frames) as f64 / dt.as_secs_f64();
-        *self = Rate { since: Instant::now(), frames: total };
-        Some(fps)
-    }
-}
-
 pub fn view(a: ViewArgs) -> Result<()> {
     install_stop_handler();
-    let seconds = secs("seconds", a.seconds)?;
-    let timeout = secs("timeout", a.timeout)?;
+    let out = Out::new(&a.output);
     let path = if a.no_shm { Some(DrawPath::Core) } else { a.path.map(DrawPath::from) };
     let name = a.file.display().to_string();
-    let mut client = Client::connect(&a.file, ClientOptions::default())
-        .map_err(|e| format!("{name}: {e} (create the file first, e.g. with the stream's server)"))?;
+    let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(client.canceller());
     let options = ViewerOptions { display: a.display.clone(), path, title: format!("shmimage view {name}") };
     let mut viewer = Viewer::open(&options)?;
-    let mut announced = report_path(&viewer, None);
+    let mut status = out.status(a.frames);
+    let mut announced = report_path(&status, &viewer, None);
     viewer.set_title(&format!("shmimage view {name} — waiting — {}", viewer.path_description()))?;
+    let outcome = view_loop(&a, &name, client, &mut viewer, &mut status, &mut announced);
+    status.finish();
+    let (flow, dropped, outcome) = outcome;
+    let mut v = flow.json();
+    v["path"] = json!(name);
+    v["dropped"] = json!(dropped);
+    v["draw_path"] = json!(viewer.path().to_string());
+    let closed = viewer.close();
+    let outcome = outcome.and(closed.map_err(Into::into));
+    out.done(format!("viewed {}, {dropped} dropped, path {}", flow.describe(), announced), v, &outcome);
+    outcome
+}
 
+/// The viewer's frame loop: frames shown, frames dropped and how it ended.
+fn view_loop(
+    a: &ViewArgs,
+    name: &str,
+    client: Client,
+    viewer: &mut Viewer,
+    status: &mut crate::output::Status,
+    announced: &mut DrawPath,
+) -> (Flow, u64, Result<()>) {
     let start = Instant::now();
     let mut last_frame = Instant::now();
-    let (mut shown, mut dropped, mut last_number) = (0u64, 0u64, None::<u32>);
-    let mut rate = Rate::new();
+    let (mut dropped, mut last_number) = (0u64, None::<u32>);
+    let mut flow = Flow::new();
+    let mut title_at = Instant::now();
     let mut server_gone_said = false;
-    let mut first: Option<Instant> = None;
     let outcome: Result<()> = loop {
-        if stopped() || a.frames.is_some_and(|n| shown >= n) || seconds.is_some_and(|s| start.elapsed() >= s) {
+        if stopped() || a.frames.is_some_and(|n| flow.frames() >= n) || a.seconds.is_some_and(|s| start.elapsed() >= s)
+        {
             break Ok(());
         }
-        if let Some(t) = timeout {
+        if let Some(t) = a.timeout {
             if last_frame.elapsed() > t {
-                break Err(format!("no frame for {:.1} s (--timeout)", t.as_secs_f64()).into());
+                break Err(format!("no frame on {name} for {:.1} s (--timeout)", t.as_secs_f64()).into());
             }
         }
         let events = or_break!(viewer.pump(if viewer.ready() { Duration::ZERO } else { Duration::from_millis(20) }));
@@ -181,91 +182,106 @@ pub fn view(a: ViewArgs) -> Result<()> {
         if !viewer.ready() {
             continue;
         }
-        match client.wait_frame(Duration::from_millis(20)) {
+        // A short wait: X events (close button, exposures) need this loop too.
+        match client.wait_frame(Some(Duration::from_millis(20))) {
             Ok(frame) => {
                 let n = frame.number();
                 if let Some(prev) = last_number {
                     dropped += u64::from(n.wrapping_sub(prev).wrapping_sub(1).min(1 << 20));
                 }
                 last_number = Some(n);
-                let events = or_break!(viewer.show(frame.width(), frame.height(), frame.pixels()));
+                let pixels = match frame.pixels() {
+                    Ok(px) => px,
+                    Err(e) => break Err(explain(e, &a.file)),
+                };
+                let events = or_break!(viewer.show(frame.width(), frame.height(), pixels));
                 drop(frame);
-                shown += 1;
-                first.get_or_insert_with(Instant::now);
+                flow.tick();
                 last_frame = Instant::now();
                 server_gone_said = false;
                 if events.contains(&ViewerEvent::CloseRequested) {
                     break Ok(());
                 }
-                if viewer.path() != announced {
-                    announced = report_path(&viewer, Some(announced));
+                if viewer.path() != *announced {
+                    *announced = report_path(status, viewer, Some(*announced));
                 }
             }
             Err(StreamError::NoFrameAvailable) => {}
-            Err(e @ StreamError::Unconnected { .. }) => {
+            Err(_) if stopped() => break Ok(()),
+            Err(e @ StreamError::ServerGone { .. }) => {
                 if !server_gone_said {
-                    eprintln!("shmimage view: {e}; waiting for a server");
+                    status.event("server_left", format!("{e}; waiting for a server"), json!({"path": name}));
                     server_gone_said = true;
                 }
                 or_break!(viewer.pump(Duration::from_millis(100)));
             }
-            Err(e) => break Err(e.into()),
+            Err(e) => break Err(explain(e, &a.file)),
         }
-        if let Some(fps) = rate.tick(shown, Duration::from_secs(1)) {
+        status.update(flow.frames(), || {
+            format!("{} frame(s) shown, {:.1} frames/s, {dropped} dropped", flow.frames(), flow.live_fps())
+        });
+        if title_at.elapsed() >= Duration::from_secs(1) {
+            title_at = Instant::now();
             let (w, h) = viewer.size();
             or_break!(viewer.set_title(&format!(
-                "shmimage view {name} — {w}x{h} — {fps:.1} frames/s, {dropped} dropped — {}",
+                "shmimage view {name} — {w}x{h} — {:.1} frames/s, {dropped} dropped — {}",
+                flow.live_fps(),
                 viewer.path_description()
             )));
         }
     };
-    let elapsed = first.map_or(Duration::ZERO, |t| t.elapsed());
-    let fps = if shown > 1 && !elapsed.is_zero() { (shown - 1) as f64 / elapsed.as_secs_f64() } else { 0.0 };
-    eprintln!(
-        "shmimage view: {shown} frames in {:.2} s = {fps:.1} frames/s, {dropped} dropped, path {}",
-        elapsed.as_secs_f64(),
-        viewer.path()
-    );
-    let closed = viewer.close();
     client.close();
-    outcome?;
-    closed?;
-    Ok(())
+    (flow, dropped, outcome)
 }
 
-/// Say on stderr (and so in logs and tests) which path draws, and why.
-fn report_path(v: &Viewer, before: Option<DrawPath>) -> DrawPath {
+/// Say which path draws, and why: an event at the start; a switch (a
+/// fallback after a failure) is also a warning on stderr.
+fn report_path(status: &crate::output::Status, v: &Viewer, before: Option<DrawPath>) -> DrawPath {
     let what = if before.is_some() { "switched to path" } else { "path" };
-    eprintln!(
-        "shmimage view: window {:#x}, {what} {}: {} ({}); pixel format {}",
+    let line = format!(
+        "window {:#x}, {what} {}: {} ({}); pixel format {}",
         v.window(),
         v.path(),
         v.path_description(),
         v.path_reason(),
         v.format().describe()
     );
+    let fields = json!({
+        "window": v.window(),
+        "draw_path": v.path().to_string(),
+        "reason": v.path_reason(),
+        "pixel_format": v.format().describe(),
+    });
+    if before.is_some() {
+        status.warn(&line);
+        status.event("path_switched", line, fields);
+    } else {
+        status.event("path", line, fields);
+    }
     v.path()
 }
 
 pub fn capture(a: CaptureArgs) -> Result<()> {
     install_stop_handler();
-    let seconds = secs("seconds", a.seconds)?;
-    let timeout = secs("timeout", a.timeout)?;
-    if !(a.fps >= 0.0 && a.fps.is_finite()) {
-        return Err(format!("--fps {}: must be 0 or more", a.fps).into());
-    }
+    let out = Out::new(&a.output);
     let period = (a.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / a.fps));
     let target = match a.window {
         Some(w) => Target::Window(w),
         None => Target::Root,
     };
+    let name = a.file.display().to_string();
     let mut grabber = Grabber::open(&GrabberOptions { display: a.display.clone(), target, no_shm: a.no_shm })?;
-    eprintln!(
-        "shmimage capture: drawable {:#x}, path {}: {} ({})",
-        grabber.drawable(),
-        grabber.path(),
-        grabber.path_description(),
-        grabber.path_reason()
+    let mut status = out.status(a.frames);
+    status.event(
+        "path",
+        format!(
+            "drawable {:#x}, path {}: {} ({})",
+            grabber.drawable(),
+            grabber.path(),
+            grabber.path_description(),
+            grabber.path_reason()
+        ),
+        json!({"drawable": grabber.drawable(), "draw_path": grabber.path().to_string(), "reason": grabber.path_reason()}),
     );
     // One grab up front sizes a new file; the stream starts with fresh grabs.
     let mut rgb = Vec::new();
@@ -273,29 +289,40 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
     let (w, h) = grabber.grab(&mut rgb)?;
     if !a.file.exists() {
         let len = shmimage::layout::file_len_for_frame(w, h).ok_or("window of size 0")?;
-        StreamFile::create_at(&a.file, len)?;
-        eprintln!("shmimage capture: created {} ({len} bytes) for {w}x{h} frames", a.file.display());
+        StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+        status.event(
+            "created",
+            format!("created {name} ({len} bytes) for {w}x{h} frames"),
+            json!({"path": name, "file_len": len}),
+        );
     }
-    let mut server = Server::create(&a.file, ServerOptions::default())?;
+    let server = Server::create(&a.file, ServerOptions::default()).map_err(|e| explain(e, &a.file))?;
+    cancel_on_stop(server.canceller());
     let start = Instant::now();
     let mut waiting_since = Instant::now();
     let mut said_waiting = false;
-    let (mut number, mut sent, mut dropped, mut grabs) = (0u32, 0u64, 0u64, 0u64);
+    let (mut number, mut dropped, mut grabs) = (0u32, 0u64, 0u64);
+    let mut flow = Flow::new();
     let mut next_grab = Instant::now();
-    let mut first_sent: Option<Instant> = None;
     let outcome: Result<()> = loop {
-        if stopped() || a.frames.is_some_and(|n| sent >= n) || seconds.is_some_and(|s| start.elapsed() >= s) {
+        if stopped() || a.frames.is_some_and(|n| flow.frames() >= n) || a.seconds.is_some_and(|s| start.elapsed() >= s)
+        {
             break Ok(());
         }
         if server.is_unconnected() {
             if !said_waiting {
-                eprintln!("shmimage capture: waiting for a client on {}", a.file.display());
+                status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
                 said_waiting = true;
             }
-            if timeout.is_some_and(|t| waiting_since.elapsed() > t) {
-                break Err("no client connected before --timeout".into());
+            let left = a.timeout.map(|t| t.saturating_sub(waiting_since.elapsed()));
+            match server.wait_for_client(left) {
+                Ok(()) => {}
+                Err(_) if stopped() => break Ok(()),
+                Err(StreamError::Unconnected) => {
+                    break Err(format!("no client connected to {name} within --timeout").into())
+                }
+                Err(e) => break Err(explain(e, &a.file)),
             }
-            let _ = server.wait_for_client(Duration::from_millis(50));
             continue;
         }
         said_waiting = false;
@@ -316,25 +343,35 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
         grabs += 1;
         if grabber.path() != announced {
             announced = grabber.path();
-            eprintln!("shmimage capture: switched to path {}: {}", announced, grabber.path_reason());
+            let line = format!("switched to path {}: {}", announced, grabber.path_reason());
+            status.warn(&line);
+            status.event(
+                "path_switched",
+                line,
+                json!({"draw_path": announced.to_string(), "reason": grabber.path_reason()}),
+            );
         }
         number = number.wrapping_add(1);
         match server.put_frame(number, w, h, &rgb) {
-            Ok(()) => {
-                sent += 1;
-                first_sent.get_or_insert_with(Instant::now);
-            }
+            Ok(()) => flow.tick(),
             Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected { .. }) => {}
-            Err(e) => break Err(e.into()),
+            Err(StreamError::Unconnected) => {}
+            Err(e) => break Err(explain(e, &a.file)),
         }
+        status.update(flow.frames(), || {
+            format!("{} frame(s) sent, {:.1} frames/s, {dropped} dropped", flow.frames(), flow.live_fps())
+        });
     };
-    let elapsed = first_sent.map_or(Duration::ZERO, |t| t.elapsed());
-    let fps = if sent > 1 && !elapsed.is_zero() { (sent - 1) as f64 / elapsed.as_secs_f64() } else { 0.0 };
-    eprintln!(
-        "shmimage capture: {sent} frames in {:.2} s = {fps:.1} frames/s, {grabs} grabs, {dropped} dropped, path {}",
-        elapsed.as_secs_f64(),
-        grabber.path()
+    status.finish();
+    let mut v = flow.json();
+    v["path"] = json!(name);
+    v["grabs"] = json!(grabs);
+    v["dropped"] = json!(dropped);
+    v["draw_path"] = json!(grabber.path().to_string());
+    out.done(
+        format!("captured {}, {grabs} grabs, {dropped} dropped, path {}", flow.describe(), grabber.path()),
+        v,
+        &outcome,
     );
     grabber.close();
     drop(server);
@@ -342,7 +379,25 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
 }
 
 pub fn x11_info(a: X11InfoArgs) -> Result<()> {
+    let out = Out::new(&a.output);
     let info = ShmInfo::query(a.display.as_deref())?;
-    println!("{info}");
+    out.line(info.to_string());
+    let (screen, width, height, depth, visual) = info.screen;
+    out.record(&json!({
+        "display": info.display,
+        "local": info.local,
+        "mit_shm": info.version.map(|(a, b)| format!("{a}.{b}")),
+        "shared_pixmaps": info.shared_pixmaps,
+        "fd_passing": info.fd_passing(),
+        "screen": screen,
+        "width": width,
+        "height": height,
+        "depth": depth,
+        "visual": visual,
+        "pixel_format": info.format.as_ref().map(|f| f.describe()).ok(),
+        "pixel_format_error": info.format.as_ref().err(),
+        "max_request_bytes": info.max_request_bytes,
+        "viewer_path": if info.version.is_some() && info.local { "MIT-SHM" } else { "core" },
+    }));
     Ok(())
 }

@@ -68,7 +68,6 @@ fn bad_arguments_are_usage_errors_and_runtime_failures_exit_1() {
         vec!["inspect"],
         vec!["inspect", "x.shm", "--interval", "-1"],
         vec!["serve", "x.shm", "--fps", "-3"],
-        vec!["serve", "x.shm", "--stdin"],
         vec!["record", "x.shm"],
         vec!["record", "x.shm", "--out", "d", "--every", "0"],
         vec!["no-such-command"],
@@ -151,10 +150,10 @@ fn inspect_a_live_stream_shows_both_peers_and_the_locked_frame() {
     ok(&run(&["create", path_str(&f), "--max", "16x4"]));
     // This test process is the server and the client; inspect is another
     // process, so it sees their liveness locks as any outsider would.
-    let mut server = Server::create(&f, ServerOptions::default()).unwrap();
-    let mut client = Client::connect(&f, ClientOptions::default()).unwrap();
+    let server = Server::create(&f, ServerOptions::default()).unwrap();
+    let client = Client::connect(&f, ClientOptions::default()).unwrap();
     server.put_frame(41, 16, 4, &[9u8; 16 * 4 * 3]).unwrap();
-    let frame = client.wait_frame(Duration::from_secs(10)).unwrap();
+    let frame = client.wait_frame(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(frame.number(), 41);
 
     let v = json_line(&run(&["inspect", path_str(&f), "--json"]));

@@ -228,6 +228,10 @@ fn record_reports_a_server_that_exits_before_count() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // The client must see the server alive once to know later that it is
+    // gone (a server that takes no lock, like EnSight's own, is never
+    // "gone"); a client that connects first can miss a very short-lived one.
+    wait_for_server(&f);
     let o =
         run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec")), "--count", "5", "--timeout", "30"]);
     ok(&finish(server));
@@ -267,12 +271,17 @@ fn serve_and_record_fail_clearly_on_bad_files() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("fake.png"), "{}", text(&o.stderr));
 
-    // A frame whose row does not fit the existing file's buffers.
+    // A frame whose row does not fit the existing file's buffers: reported
+    // at once, before any client connects (no --wait-client: it would wait
+    // forever for one otherwise), naming the problem once.
     let tiny = dir.path().join("tiny.shm");
     ok(&run(&["create", path_str(&tiny), "--len", "64"]));
-    let o = run(&["serve", path_str(&tiny), "--size", "100x1", "--wait-client", "0", "--count", "1"]);
+    let o = run(&["serve", path_str(&tiny), "--size", "100x1"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("too large"), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("cannot travel through") && err.contains("--max 100x1"), "{err}");
+    assert_eq!(err.matches("larger").count() + err.matches("make a file").count(), 1, "one fix, once: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]

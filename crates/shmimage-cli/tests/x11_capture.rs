@@ -51,8 +51,8 @@ fn wait_for_frame(client: &mut Client, w: u32, h: u32, want: &[u8], cap: &Shmima
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
-        if let Ok(f) = client.wait_frame(Duration::from_millis(200)) {
-            if (f.width(), f.height()) == (w, h) && f.pixels() == want {
+        if let Ok(f) = client.wait_frame(Some(Duration::from_millis(200))) {
+            if (f.width(), f.height()) == (w, h) && f.pixels().is_ok_and(|p| p == want) {
                 return f.number();
             }
             seen.push((f.number(), f.width(), f.height()));
@@ -60,7 +60,7 @@ fn wait_for_frame(client: &mut Client, w: u32, h: u32, want: &[u8], cap: &Shmima
         assert!(
             Instant::now() < deadline,
             "no frame equal to the window; saw {seen:?}; capture stderr:\n{}",
-            cap.stderr()
+            cap.output()
         );
     }
 }
@@ -83,7 +83,7 @@ fn capture_round_trip(xvfb_args: &[&str], extra: &[&str], expect_path: &str) -> 
     let n = wait_for_frame(&mut client, w, h, &want, &cap);
     assert!(n >= 1, "frames are numbered from 1");
     let (st, err) = cap.stop();
-    assert!(st.success(), "capture exited with {st}; stderr:\n{err}");
+    assert!(st.success(), "capture exited with {st}; output:\n{err}");
     assert!(err.contains(&format!("path {expect_path}")), "expected path {expect_path}:\n{err}");
     err
 }

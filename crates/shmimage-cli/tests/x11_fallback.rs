@@ -47,7 +47,7 @@ fn refused_attach_falls_back_to_core_for_view_and_capture() {
 
     // A capture of the viewer's window falls back the same way.
     let dst = stream_file(w, h);
-    let mut client = Client::connect(dst.path(), ClientOptions::default()).unwrap();
+    let client = Client::connect(dst.path(), ClientOptions::default()).unwrap();
     let id = format!("{window:#x}");
     let mut cap = Shmimage::spawn(&[
         "capture",
@@ -62,12 +62,12 @@ fn refused_attach_falls_back_to_core_for_view_and_capture() {
     cap.wait_line("switched to path core");
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let Ok(f) = client.wait_frame(Duration::from_millis(200)) {
-            if f.pixels() == pattern(w, h, 5) {
+        if let Ok(f) = client.wait_frame(Some(Duration::from_millis(200))) {
+            if f.pixels().is_ok_and(|p| p == pattern(w, h, 5)) {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "no captured frame equal to the window:\n{}", cap.stderr());
+        assert!(Instant::now() < deadline, "no captured frame equal to the window:\n{}", cap.output());
     }
     let pid = cap.pid();
     let (st, err) = cap.stop();

@@ -11,16 +11,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [file, seconds] = &args[..] else { return Err("usage: drain_client FILE SECONDS".into()) };
     let seconds: f64 = seconds.parse()?;
-    let mut client = Client::connect(file, ClientOptions::default())?;
+    let client = Client::connect(file, ClientOptions::default())?;
     let start = Instant::now();
     let (mut frames, mut bytes) = (0u64, 0u64);
     while start.elapsed().as_secs_f64() < seconds {
-        match client.wait_frame(Duration::from_millis(100)) {
+        match client.wait_frame(Some(Duration::from_millis(100))) {
             Ok(f) => {
                 frames += 1;
-                bytes += f.pixels().len() as u64;
+                bytes += f.pixels()?.len() as u64;
             }
-            Err(Error::NoFrameAvailable) | Err(Error::Unconnected { .. }) => {}
+            Err(Error::NoFrameAvailable) | Err(Error::ServerGone { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -35,21 +35,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         StreamFile::create_at(&file, len)?;
     }
     let frames_data: Vec<Vec<u8>> = (0..4).map(|p| pattern(w, h, p * 16)).collect();
-    let mut server = Server::create(&file, ServerOptions::default())?;
-    server.wait_for_client(Duration::from_secs(60))?;
+    let server = Server::create(&file, ServerOptions::default())?;
+    server.wait_for_client(Some(Duration::from_secs(60)))?;
     let start = Instant::now();
     let (mut n, mut sent) = (0u32, 0u64);
     while start.elapsed().as_secs_f64() < seconds && sent < frames {
-        match server.wait_for_buffer(Duration::from_millis(200)) {
+        match server.wait_for_buffer(Some(Duration::from_millis(200))) {
             Ok(()) | Err(Error::NoBufferAvailable) => {}
-            Err(Error::Unconnected { .. }) => break,
+            Err(Error::Unconnected) => break,
             Err(e) => return Err(e.into()),
         }
         n = n.wrapping_add(1);
         match server.put_frame(n, w, h, &frames_data[n as usize % 4]) {
             Ok(()) => sent += 1,
             Err(Error::NoBufferAvailable) => {}
-            Err(Error::Unconnected { .. }) => break,
+            Err(Error::Unconnected) => break,
             Err(e) => return Err(e.into()),
         }
         if let Some(p) = period {

@@ -51,10 +51,7 @@ impl Grabber {
         let (drawable, visual) = match options.target {
             Target::Root => (screen.root, screen.root_visual),
             Target::Window(w) => {
-                let attrs = conn
-                    .get_window_attributes(w)?
-                    .reply()
-                    .map_err(|e| Error::X(format!("window {w:#x}: {e} (does it exist?)")))?;
+                let attrs = conn.get_window_attributes(w)?.reply()?;
                 (w, attrs.visual)
             }
         };

@@ -14,6 +14,15 @@ pub enum Error {
     },
     /// The X connection broke or a request failed.
     X(String),
+    /// The X server answered a request with an error.
+    Refused {
+        /// The request, e.g. `GetGeometry` or `ShmAttach`.
+        request: String,
+        /// The X error's name, e.g. `BadWindow`.
+        kind: String,
+        /// The value the server complained about (a window id, ...).
+        bad_value: u32,
+    },
     /// The screen or window uses a pixel layout this crate cannot convert.
     Unsupported(String),
     /// A SysV shared-memory call failed.
@@ -38,6 +47,16 @@ impl fmt::Display for Error {
                 write!(f, "cannot open X display {d}: {reason} (is an X server running? set DISPLAY or pass --display)")
             }
             Error::X(s) => write!(f, "X11: {s}"),
+            Error::Refused { request, kind, bad_value } => {
+                write!(f, "the X server refused {request}: {kind} (value {bad_value:#x})")?;
+                match kind.as_str() {
+                    "BadWindow" | "BadDrawable" => write!(f, "; no such window: check the id with xwininfo"),
+                    "BadMatch" => write!(f, "; a window to grab must be mapped and entirely on screen"),
+                    "BadAccess" => write!(f, "; the X server may not use this memory (another user or container)"),
+                    "BadAlloc" => write!(f, "; the X server is out of memory"),
+                    _ => Ok(()),
+                }
+            }
             Error::Unsupported(s) => write!(f, "unsupported pixel format: {s}"),
             Error::Os { call, source } => write!(f, "{call} failed: {source} (check kernel.shmmax / shmmni)"),
             Error::BadSize(s) => write!(f, "bad size: {s}"),
@@ -54,19 +73,45 @@ impl std::error::Error for Error {
     }
 }
 
-macro_rules! from_x {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Error {
-                Error::X(e.to_string())
-            }
-        }
-    )*};
+impl From<x11rb::errors::ConnectionError> for Error {
+    fn from(e: x11rb::errors::ConnectionError) -> Error {
+        Error::X(e.to_string())
+    }
 }
-from_x!(x11rb::errors::ConnectionError, x11rb::errors::ReplyError, x11rb::errors::ReplyOrIdError);
+
+// x11rb's own Display for these prints the X11Error struct with `{:?}`;
+// people get the request and the error's name instead.
+impl From<x11rb::errors::ReplyError> for Error {
+    fn from(e: x11rb::errors::ReplyError) -> Error {
+        match e {
+            x11rb::errors::ReplyError::X11Error(x) => x.into(),
+            x11rb::errors::ReplyError::ConnectionError(c) => c.into(),
+        }
+    }
+}
+
+impl From<x11rb::errors::ReplyOrIdError> for Error {
+    fn from(e: x11rb::errors::ReplyOrIdError) -> Error {
+        match e {
+            x11rb::errors::ReplyOrIdError::X11Error(x) => x.into(),
+            x11rb::errors::ReplyOrIdError::ConnectionError(c) => c.into(),
+            x11rb::errors::ReplyOrIdError::IdsExhausted => Error::X("the X server has no more resource ids".into()),
+        }
+    }
+}
 
 impl From<x11rb::x11_utils::X11Error> for Error {
     fn from(e: x11rb::x11_utils::X11Error) -> Error {
-        Error::X(format!("{:?} error (major opcode {}, minor {})", e.error_kind, e.major_opcode, e.minor_opcode))
+        use x11rb::protocol::ErrorKind;
+        let kind = match e.error_kind {
+            ErrorKind::Unknown(code) => format!("X error code {code}"),
+            k => format!("Bad{k:?}"),
+        };
+        let request = match (e.extension_name.as_deref(), e.request_name) {
+            (_, Some(r)) => r.to_owned(),
+            (Some(ext), None) => format!("a {ext} request (minor opcode {})", e.minor_opcode),
+            (None, None) => format!("request {}", e.major_opcode),
+        };
+        Error::Refused { request, kind, bad_value: e.bad_value }
     }
 }

@@ -1,5 +1,5 @@
 //! Shared by the x11_* tests: a private Xvfb per test, the `shmimage` binary
-//! with its stderr collected, a pattern server, screenshots, and SysV segment
+//! with its output collected, a pattern server, screenshots, and SysV segment
 //! accounting from /proc/sysvipc/shm.
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -112,43 +112,48 @@ impl Drop for Xvfb {
     }
 }
 
-/// A running `shmimage` subcommand whose stderr lines are collected.
+/// A running `shmimage` subcommand whose output lines are collected.
 pub struct Shmimage {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Shmimage {
+    /// Spawn with stdout and stderr collected together, line by line (reports
+    /// go to stdout, warnings and errors to stderr).
     pub fn spawn(args: &[&str]) -> Shmimage {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shmimage"))
             .args(args)
             .env_remove("DISPLAY")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn shmimage");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let l = Arc::clone(&lines);
-        let err = child.stderr.take().expect("stderr piped");
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        Shmimage { child, lines, reader: Some(reader) }
+        let collect = |r: Box<dyn Read + Send>| {
+            let l = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            })
+        };
+        let err = collect(Box::new(child.stderr.take().expect("stderr piped")));
+        let out = collect(Box::new(child.stdout.take().expect("stdout piped")));
+        Shmimage { child, lines, readers: vec![err, out] }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn stderr(&self) -> String {
+    pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// Wait until a stderr line contains `needle`; return that line.
+    /// Wait until an output line contains `needle`; return that line.
     pub fn wait_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -157,9 +162,9 @@ impl Shmimage {
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("shmimage exited ({st}) before printing {needle:?}; stderr:\n{}", self.stderr());
+                panic!("shmimage exited ({st}) before printing {needle:?}; output:\n{}", self.output());
             }
-            assert!(Instant::now() < deadline, "no {needle:?} on stderr within {PATIENCE:?}:\n{}", self.stderr());
+            assert!(Instant::now() < deadline, "no {needle:?} in the output within {PATIENCE:?}:\n{}", self.output());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -190,14 +195,14 @@ impl Shmimage {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("shmimage did not exit within {PATIENCE:?}; stderr:\n{}", self.stderr());
+                panic!("shmimage did not exit within {PATIENCE:?}; output:\n{}", self.output());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        if let Some(r) = self.reader.take() {
+        for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        (st, self.stderr())
+        (st, self.output())
     }
 }
 
@@ -242,7 +247,7 @@ impl PatternServer {
         let stop = Arc::new(AtomicBool::new(false));
         let frame = Arc::new(Mutex::new((w, h, rgb)));
         let sent = Arc::new(AtomicU32::new(0));
-        let mut server = Server::create(path, ServerOptions::default()).expect("server");
+        let server = Server::create(path, ServerOptions::default()).expect("server");
         let (s, f, n) = (Arc::clone(&stop), Arc::clone(&frame), Arc::clone(&sent));
         let handle = std::thread::spawn(move || {
             let mut number = 0u32;
@@ -307,7 +312,7 @@ pub fn wait_for_pixels(conn: &RustConnection, window: u32, w: u32, h: u32, want:
                     format!("{bad} of {} bytes differ, first at byte {first}", want.len())
                 }
             };
-            panic!("window {window:#x} never showed the pattern: {summary}; viewer stderr:\n{}", who.stderr());
+            panic!("window {window:#x} never showed the pattern: {summary}; viewer output:\n{}", who.output());
         }
         std::thread::sleep(Duration::from_millis(50));
     }

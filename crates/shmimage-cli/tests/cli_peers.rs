@@ -1,0 +1,103 @@
+//! A second peer in the same role is refused, by name, while the first goes
+//! on undisturbed; absurd sizes fail at once and leave no file.
+#![allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
+
+mod cli_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use cli_support::*;
+use serde_json::Value;
+
+fn spawn_json(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut child = shmimage().args(args).arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+fn until_event(lines: &mut impl Iterator<Item = std::io::Result<String>>, name: &str) -> Value {
+    for line in lines {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["event"] == name {
+            return v;
+        }
+    }
+    panic!("the output ended before a {name:?} event");
+}
+
+fn refused(o: &std::process::Output, role: &str, f: &Path, pid: u32) {
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("another {role} is running")) && err.contains(path_str(f)), "{err}");
+    assert!(err.contains(&format!("process {pid}")), "the holder's pid is named: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn a_second_client_or_server_is_refused_and_the_first_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.shm");
+    let (mut server, mut s_lines) =
+        spawn_json(&["serve", path_str(&f), "--size", "16x8", "--count", "40", "--fps", "100", "--lossless"]);
+    until_event(&mut s_lines, "waiting");
+    let rec = dir.path().join("rec");
+    let (mut first, mut c_lines) =
+        spawn_json(&["record", path_str(&f), "--out", path_str(&rec), "--raw", "--count", "40", "--timeout", "30"]);
+    until_event(&mut c_lines, "frame");
+
+    // record, view and serve as second peers: refused, naming the holder.
+    let o = run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec2")), "--count", "1"]);
+    refused(&o, "client", &f, first.id());
+    assert!(!dir.path().join("rec2").join("frame-000001.png").exists());
+    let o = run(&["view", path_str(&f), "--display", ":9999", "--frames", "1"]);
+    refused(&o, "client", &f, first.id());
+    let o = run(&["serve", path_str(&f), "--size", "16x8", "--count", "1"]);
+    refused(&o, "server", &f, server.id());
+
+    // The first pair never noticed: every frame, in order, no skips.
+    let done = until_event(&mut c_lines, "done");
+    assert!(wait_deadline(&mut first).success(), "{done}");
+    assert_eq!((done["saved"].as_u64(), done["skipped"].as_u64()), (Some(40), Some(0)), "{done}");
+    assert!(wait_deadline(&mut server).success());
+    for n in 1..=40 {
+        assert!(rec.join(format!("frame-{n:06}.rgb")).is_file(), "frame {n}");
+    }
+}
+
+#[test]
+fn create_with_an_absurd_size_fails_cleanly_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("huge.shm");
+    let o = run(&["create", path_str(&f), "--max", "99999999x99999999"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("no space") && err.contains(path_str(&f)), "{err}");
+    assert!(!err.contains("already exists"), "{err}");
+    assert_eq!(err.matches(path_str(&f)).count(), 1, "the file is named once: {err}");
+    assert!(!f.exists(), "no file is left behind");
+}
+
+#[test]
+fn serve_with_an_absurd_size_fails_at_once_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.shm");
+    let child = shmimage()
+        .args(["serve", path_str(&f), "--size", "65536x65536", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = finish(child);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("65536x65536") && (err.contains("too large") || err.contains("no space")), "{err}");
+    assert!(!f.exists(), "no file is left behind");
+    // Nothing near a frame's 12 GiB was ever allocated: the largest resident
+    // size of any child this test process waited for (all small) is tiny.
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) }, 0);
+    assert!(ru.ru_maxrss < 1 << 20, "a child grew to {} KiB", ru.ru_maxrss);
+}
