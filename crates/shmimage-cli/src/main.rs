@@ -11,6 +11,7 @@ mod inspect;
 mod output;
 mod record;
 mod serve;
+mod web;
 mod x11_cmds;
 
 /// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
@@ -58,6 +59,8 @@ enum Command {
     /// Run the end-to-end benchmark suite (shmimage vs memcpy, sockets,
     /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
     Bench(bench::BenchArgs),
+    /// Watch streams live in a browser (HTTP + WebSocket, JPEG frames).
+    Web(web::WebArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),
         Command::Bench(a) => bench::run(a),
+        Command::Web(a) => web::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
