@@ -44,7 +44,8 @@ pub fn refusal(token: Option<&str>, uri: &Uri, headers: &HeaderMap) -> Option<&'
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let ok = origin.to_str().ok().and_then(|o| o.strip_prefix("http://")).is_some_and(|o| o.eq_ignore_ascii_case(host));
+        let ok =
+            origin.to_str().ok().and_then(|o| o.strip_prefix("http://")).is_some_and(|o| o.eq_ignore_ascii_case(host));
         if !ok {
             return Some("403: cross-origin request refused\n");
         }
@@ -54,8 +55,7 @@ pub fn refusal(token: Option<&str>, uri: &Uri, headers: &HeaderMap) -> Option<&'
 
 /// The token a request carries, if any.
 fn presented<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    let from_query =
-        uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+    let from_query = uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
     from_query.or_else(|| {
         headers
             .get(header::AUTHORIZATION)
@@ -75,8 +75,7 @@ fn is_loopback_host(host: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
