@@ -25,9 +25,11 @@ mod inspect;
 pub mod layout;
 mod liveness;
 mod mapping;
+pub mod native;
 mod server;
 pub mod state;
 mod stream;
+mod unified;
 
 pub use client::{Client, ClientOptions, ClientStats, Frame, FrameInfo};
 pub use error::{errorstring, Code, Error, Result};
@@ -37,6 +39,7 @@ pub use inspect::{inspect, BufferView, Inspection, Inspector};
 pub use liveness::Liveness;
 pub use server::{DetachedLoan, Loan, Server, ServerOptions, ServerStats};
 pub use stream::{options, Stream};
+pub use unified::{detect_protocol, ImageFrame, Protocol, Reader, Writer};
 
 /// The protocol's API version string (`IMAGESTREAM_API_VERSION`).
 pub const API_VERSION: &str = "1.0";
