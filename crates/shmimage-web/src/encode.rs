@@ -8,6 +8,7 @@ use crate::source::{Layout, Picture};
 pub struct Encoder {
     compressor: Compressor,
     out: turbojpeg::OutputBuf<'static>,
+    subsamp: Subsamp,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -23,18 +24,33 @@ impl Encoder {
         compressor.set_quality(i32::from(quality.clamp(1, 100)));
         compressor.set_subsamp(Subsamp::Sub2x2);
         let out = turbojpeg::OutputBuf::new_owned();
-        Ok(Encoder { compressor, out })
+        Ok(Encoder { compressor, out, subsamp: Subsamp::Sub2x2 })
     }
 
     /// Encode `picture`; the bytes stay valid until the next call.
     pub fn encode(&mut self, picture: &Picture<'_>) -> Result<&[u8], String> {
         let format = match picture.layout {
             Layout::Rgb => PixelFormat::RGB,
+            Layout::Bgr => PixelFormat::BGR,
+            Layout::Rgba => PixelFormat::RGBA,
+            Layout::Bgra => PixelFormat::BGRA,
+            Layout::Rgbx => PixelFormat::RGBX,
+            Layout::Bgrx => PixelFormat::BGRX,
+            Layout::Gray => PixelFormat::GRAY,
         };
+        // libjpeg-turbo makes a grayscale JPEG only from gray subsampling.
+        let subsamp = if format == PixelFormat::GRAY { Subsamp::Gray } else { Subsamp::Sub2x2 };
+        if subsamp != self.subsamp {
+            self.compressor.set_subsamp(subsamp);
+            self.subsamp = subsamp;
+        }
+        // The last row need only hold its pixels, not a whole pitch.
+        let row = picture.width as usize * format.size();
         let need = picture
             .pitch
-            .checked_mul(picture.height as usize)
-            .filter(|&n| n <= picture.pixels.len() && picture.width > 0 && picture.height > 0);
+            .checked_mul(picture.height.saturating_sub(1) as usize)
+            .and_then(|n| n.checked_add(row))
+            .filter(|&n| n <= picture.pixels.len() && picture.width > 0 && picture.height > 0 && picture.pitch >= row);
         if need.is_none() {
             return Err(format!("frame {} is too short for {}x{}", picture.number, picture.width, picture.height));
         }

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use tokio::sync::watch;
 
 use crate::encode::Encoder;
-use crate::source::{FrameSource, Next, Picture, SourceError};
+use crate::source::{FrameSource, Picture, SourceError};
 
 /// What pages are told: the newest encoded frame or why there is none.
 #[derive(Debug, Clone)]
@@ -188,11 +188,15 @@ impl Hub {
                 }
                 continue;
             };
-            match src.next(SLICE) {
-                Ok(Next::Frame(picture)) => {
+            let Some(enc) = encoder.as_mut() else {
+                std::thread::sleep(SLICE);
+                continue;
+            };
+            // The frame stays held in the stream only while it is encoded.
+            match src.next(SLICE, |picture| message(enc, picture)) {
+                Ok(Some(encoded)) => {
                     idle_since = Instant::now();
-                    let Some(enc) = encoder.as_mut() else { continue };
-                    match message(enc, &picture) {
+                    match encoded {
                         Ok(m) => {
                             last_encode = Some(Instant::now());
                             self.stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +205,7 @@ impl Hub {
                         Err(e) => self.publish_status(e),
                     }
                 }
-                Ok(Next::Idle) => {
+                Ok(None) => {
                     if idle_since.elapsed() > Duration::from_secs(2) {
                         self.publish_status("waiting for frames".into());
                     }
@@ -240,6 +244,7 @@ fn message(encoder: &mut Encoder, picture: &Picture<'_>) -> Result<Bytes, String
         // Unix milliseconds: the page compares them with its own clock
         // (the same machine's wall clock).
         "captured": picture.captured.map(unix_ms),
+        "bottom_up": picture.bottom_up,
         "read": unix_ms(read),
         "encoded": unix_ms(encoded),
     })

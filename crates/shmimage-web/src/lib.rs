@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 mod auth;
 mod catalog;
+mod convert;
 mod encode;
 mod hub;
 mod server;

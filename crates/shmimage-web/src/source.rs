@@ -1,22 +1,38 @@
-//! Where frames come from: the one place that knows the engine's reading API.
+//! Where frames come from: the one place that knows the engine's reading API
+//! (`shmimage::Reader`, which opens a native or a protocol 1.0 stream).
 //!
-//! Everything else in this crate sees a [`FrameSource`] yielding a [`Picture`]
-//! (pixels in a layout the JPEG encoder takes, plus what the page shows), so
-//! moving to another reader changes this file only.
+//! Everything else in this crate sees a [`FrameSource`] handing over a
+//! [`Picture`]: pixels in a layout the JPEG encoder takes (converted here when
+//! the stream's format is not one), plus what the page shows.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use shmimage::{Client, ClientOptions, Error};
+use shmimage::native::{self, flags, PixelFormat, ReaderOptions};
+use shmimage::{ImageFrame, Protocol, Reader};
+
+use crate::convert::{self, Chroma};
 
 /// How the bytes of a [`Picture`] are laid out (what the encoder is told).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// 3 bytes per pixel, R G B.
+    /// R G B.
     Rgb,
+    /// B G R.
+    Bgr,
+    /// R G B A.
+    Rgba,
+    /// B G R A.
+    Bgra,
+    /// R G B, one unused byte.
+    Rgbx,
+    /// B G R, one unused byte.
+    Bgrx,
+    /// One byte of luminance.
+    Gray,
 }
 
-/// One frame, borrowed from the reader until the next call.
+/// One frame, valid during the callback of [`FrameSource::next`].
 #[derive(Debug)]
 pub struct Picture<'a> {
     /// The writer's frame number (or sequence).
@@ -33,17 +49,10 @@ pub struct Picture<'a> {
     pub format: &'static str,
     /// When the writer captured the frame, if the stream says.
     pub captured: Option<SystemTime>,
-    /// Rows top-down.
+    /// Rows are stored bottom-up (the page flips them).
+    pub bottom_up: bool,
+    /// The pixels.
     pub pixels: &'a [u8],
-}
-
-/// What waiting for a frame gave.
-#[derive(Debug)]
-pub enum Next<'a> {
-    /// A frame newer than the last one.
-    Frame(Picture<'a>),
-    /// Nothing new within the timeout.
-    Idle,
 }
 
 /// Why the source cannot go on; the caller drops it and opens again later.
@@ -52,7 +61,7 @@ pub enum SourceError {
     /// The writer process has exited (or the file was replaced under us).
     WriterGone,
     /// Anything else, as the engine words it.
-    Other(Error),
+    Other(native::Error),
 }
 
 impl std::fmt::Display for SourceError {
@@ -67,51 +76,112 @@ impl std::fmt::Display for SourceError {
 /// A reader of one stream.
 #[derive(Debug)]
 pub struct FrameSource {
-    client: Client,
+    reader: Reader,
+    /// Frames whose format the encoder does not take are converted here.
+    scratch: Vec<u8>,
 }
 
 impl FrameSource {
-    /// Open the stream at `path` as its reader.
+    /// Open the stream at `path` as one of its readers.
     pub fn open(path: &Path) -> Result<FrameSource, SourceError> {
-        let client = Client::connect(path, ClientOptions::default()).map_err(classify)?;
-        Ok(FrameSource { client })
+        let reader = Reader::open(path, &ReaderOptions::default()).map_err(classify)?;
+        Ok(FrameSource { reader, scratch: Vec::new() })
     }
 
-    /// Wait up to `timeout` for the newest frame.
-    pub fn next(&mut self, timeout: Duration) -> Result<Next<'_>, SourceError> {
-        // The frame is read into the JPEG encoder straight from shared memory;
-        // a protocol 1.0 frame lock is given back at the next call.
-        let _ = self.client.unlock();
-        let info = match self.client.wait_frame_unguarded(timeout) {
-            Ok(info) => info,
-            Err(Error::NoFrameAvailable) => return Ok(Next::Idle),
+    /// Wait up to `timeout` for a frame newer than the last; hand it to `f`
+    /// (in place in shared memory where the format allows) and return what
+    /// `f` returns, or `None` when no frame came.
+    pub fn next<R>(&mut self, timeout: Duration, f: impl FnOnce(&Picture<'_>) -> R) -> Result<Option<R>, SourceError> {
+        // 1.0 carries no capture time (the engine gives the read time): the
+        // page is told, and measures from when the server read the frame.
+        let has_capture_time = self.reader.protocol() == Protocol::Native;
+        let frame = match self.reader.read(Some(timeout)) {
+            Ok(frame) => frame,
+            Err(native::Error::NoFrameAvailable) => return Ok(None),
             Err(e) => return Err(classify(e)),
         };
-        let pixels = self.client.pixels().unwrap_or(&[]);
-        Ok(Next::Frame(Picture {
-            number: u64::from(info.number),
-            width: info.width,
-            height: info.height,
-            pitch: info.width as usize * 3,
-            layout: Layout::Rgb,
-            format: "RGB8",
-            // Protocol 1.0 carries no capture time: the time the frame was
-            // read stands in for it (the page says so).
-            captured: None,
+        let captured = has_capture_time
+            .then(|| UNIX_EPOCH.checked_add(Duration::from_nanos(frame.timestamps().capture_real_ns)))
+            .flatten();
+        let Some((layout, pitch, pixels)) = display_pixels(&frame, &mut self.scratch) else {
+            return Err(SourceError::Other(native::Error::BadArgs(format!(
+                "frame {} ({} {}x{}) is shorter than its description",
+                frame.sequence(),
+                frame.format().name(),
+                frame.width(),
+                frame.height()
+            ))));
+        };
+        let picture = Picture {
+            number: frame.sequence(),
+            width: frame.width(),
+            height: frame.height(),
+            pitch,
+            layout,
+            format: frame.format().name(),
+            captured,
+            bottom_up: frame.flags() & flags::BOTTOM_UP != 0,
             pixels,
-        }))
+        };
+        Ok(Some(f(&picture)))
     }
 }
 
-/// True when `path` is a stream file this source can read (used to list a
-/// directory's streams).
-pub fn is_stream(path: &Path) -> bool {
-    shmimage::inspect(path).is_ok()
+/// The frame's pixels as the encoder takes them: in place for packed 8-bit
+/// formats, else converted into `scratch`. `None` when a plane is missing.
+fn display_pixels<'a>(frame: &'a ImageFrame<'_>, scratch: &'a mut Vec<u8>) -> Option<(Layout, usize, &'a [u8])> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let stride = |i: usize| frame.desc().plane(i).map(|p| p.stride as usize);
+    let in_place = |layout| Some((layout, stride(0)?, frame.plane(0)?));
+    match frame.format() {
+        PixelFormat::Rgb8 => in_place(Layout::Rgb),
+        PixelFormat::Bgr8 => in_place(Layout::Bgr),
+        PixelFormat::Rgba8 => in_place(Layout::Rgba),
+        PixelFormat::Bgra8 => in_place(Layout::Bgra),
+        PixelFormat::Rgbx8 => in_place(Layout::Rgbx),
+        PixelFormat::Bgrx8 => in_place(Layout::Bgrx),
+        PixelFormat::Gray8 => in_place(Layout::Gray),
+        PixelFormat::Gray16Le => {
+            convert::gray16_to_gray8(frame.plane(0)?, stride(0)?, w, h, scratch);
+            Some((Layout::Gray, w, scratch))
+        }
+        PixelFormat::Gray32F => {
+            convert::gray32f_to_gray8(frame.plane(0)?, stride(0)?, w, h, scratch);
+            Some((Layout::Gray, w, scratch))
+        }
+        PixelFormat::I420 => {
+            let chroma =
+                Chroma::Planar { u: frame.plane(1)?, u_stride: stride(1)?, v: frame.plane(2)?, v_stride: stride(2)? };
+            convert::yuv420_to_rgb(frame.plane(0)?, stride(0)?, chroma, w, h, scratch);
+            Some((Layout::Rgb, w * 3, scratch))
+        }
+        PixelFormat::Nv12 => {
+            let chroma = Chroma::Interleaved { uv: frame.plane(1)?, stride: stride(1)? };
+            convert::yuv420_to_rgb(frame.plane(0)?, stride(0)?, chroma, w, h, scratch);
+            Some((Layout::Rgb, w * 3, scratch))
+        }
+        // A format added to the engine after this crate: say so on the page.
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
 }
 
-fn classify(e: Error) -> SourceError {
+/// True when `path` holds a stream this source can read (used to list a
+/// directory's streams).
+pub fn is_stream(path: &Path) -> bool {
+    match shmimage::detect_protocol(path) {
+        Ok(Protocol::Native) => true,
+        // Any file of 64 bytes or more may be a 1.0 stream: check its layout.
+        Ok(Protocol::Ensight1) => shmimage::inspect(path).is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn classify(e: native::Error) -> SourceError {
     match e {
-        Error::Unconnected { .. } => SourceError::WriterGone,
+        native::Error::WriterGone { .. } | native::Error::Ensight(shmimage::Error::Unconnected { .. }) => {
+            SourceError::WriterGone
+        }
         e => SourceError::Other(e),
     }
 }
