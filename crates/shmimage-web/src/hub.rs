@@ -210,6 +210,11 @@ impl Hub {
                         self.publish_status("waiting for frames".into());
                     }
                 }
+                Err(SourceError::WriterGone) => {
+                    // The source stays: it picks up a restarted writer.
+                    self.publish_status(describe(&SourceError::WriterGone));
+                    std::thread::sleep(RETRY);
+                }
                 Err(e) => {
                     self.publish_status(describe(&e));
                     source = None;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -174,9 +175,18 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "404: no such page\n").into_response()
 }
 
-async fn watch(State(app): State<Arc<App>>, Path(name): Path<String>, ws: WebSocketUpgrade) -> Response {
+async fn watch(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    // The name first: an unknown stream is 404 whatever the request is.
     let Some(hub) = app.catalog.hub(&name) else {
         return (StatusCode::NOT_FOUND, "404: this server offers no stream of that name\n").into_response();
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
     };
     ws.on_upgrade(move |socket| async move {
         let subscription = hub.subscribe();

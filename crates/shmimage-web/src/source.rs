@@ -77,6 +77,10 @@ impl std::fmt::Display for SourceError {
 #[derive(Debug)]
 pub struct FrameSource {
     reader: Reader,
+    path: std::path::PathBuf,
+    /// A 1.0 client that saw its writer go is replaced before the next read
+    /// (a native reader stays usable and sees the next writer itself).
+    reopen: bool,
     /// Frames whose format the encoder does not take are converted here.
     scratch: Vec<u8>,
 }
@@ -85,20 +89,30 @@ impl FrameSource {
     /// Open the stream at `path` as one of its readers.
     pub fn open(path: &Path) -> Result<FrameSource, SourceError> {
         let reader = Reader::open(path, &ReaderOptions::default()).map_err(classify)?;
-        Ok(FrameSource { reader, scratch: Vec::new() })
+        Ok(FrameSource { reader, path: path.to_path_buf(), reopen: false, scratch: Vec::new() })
     }
 
     /// Wait up to `timeout` for a frame newer than the last; hand it to `f`
     /// (in place in shared memory where the format allows) and return what
     /// `f` returns, or `None` when no frame came.
+    /// `Err(WriterGone)` leaves the source usable: keep calling, and frames
+    /// come again once a writer is back.
     pub fn next<R>(&mut self, timeout: Duration, f: impl FnOnce(&Picture<'_>) -> R) -> Result<Option<R>, SourceError> {
+        if self.reopen {
+            self.reader = Reader::open(&self.path, &ReaderOptions::default()).map_err(classify)?;
+            self.reopen = false;
+        }
         // 1.0 carries no capture time (the engine gives the read time): the
         // page is told, and measures from when the server read the frame.
         let has_capture_time = self.reader.protocol() == Protocol::Native;
         let frame = match self.reader.read(Some(timeout)) {
             Ok(frame) => frame,
             Err(native::Error::NoFrameAvailable) => return Ok(None),
-            Err(e) => return Err(classify(e)),
+            Err(e) => {
+                let e = classify(e);
+                self.reopen = matches!(e, SourceError::WriterGone) && !has_capture_time;
+                return Err(e);
+            }
         };
         let captured = has_capture_time
             .then(|| UNIX_EPOCH.checked_add(Duration::from_nanos(frame.timestamps().capture_real_ns)))

@@ -35,15 +35,19 @@ where
     }
 }
 
-/// A unique stream file in /dev/shm, removed on drop.
+/// A unique stream file name in /dev/shm (the writer creates the file);
+/// removed on drop.
 pub struct StreamPath(pub PathBuf);
 
 impl StreamPath {
-    pub fn new(tag: &str, width: u32, height: u32) -> StreamPath {
+    pub fn new(tag: &str) -> StreamPath {
         let name = format!("shmimage-web-test-{tag}-{}-{}.shm", std::process::id(), unique());
-        let path = Path::new("/dev/shm").join(name);
-        pattern::create_file(&path, width, height);
-        StreamPath(path)
+        StreamPath(Path::new("/dev/shm").join(name))
+    }
+
+    /// The name the server lists it under.
+    pub fn name(&self) -> String {
+        self.0.file_name().unwrap().to_string_lossy().into_owned()
     }
 }
 
@@ -68,8 +72,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Start a writer of `width`x`height` frames at about `fps` into `path`.
-    pub fn start(path: &Path, width: u32, height: u32, fps: u32) -> Writer {
+    /// Start a writer of `width`x`height` frames at about `fps` into `path`,
+    /// in `format` ("ensight" for protocol 1.0, else a native format name).
+    pub fn start(path: &Path, width: u32, height: u32, fps: u32, format: &str) -> Writer {
         let exe = std::env::current_exe().unwrap();
         let child = Command::new(exe)
             .args([
@@ -79,7 +84,7 @@ impl Writer {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(WRITER_ENV, format!("{}|{width}|{height}|{fps}", path.display()))
+            .env(WRITER_ENV, format!("{}|{width}|{height}|{fps}|{format}", path.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
