@@ -126,7 +126,8 @@ fn writer_process() {
     let mut rgb = Vec::new();
     let mut out = Vec::new();
     let start = Instant::now();
-    let mut put: Box<dyn FnMut(u64, &[u8])> = if format == "ensight" {
+    type Put = Box<dyn FnMut(u64, &[u8])>;
+    let mut put: Put = if format == "ensight" {
         if !path.exists() {
             let len = shmimage::layout::file_len_for_frame(w, h).expect("frame size");
             StreamFile::create_at(path, len).expect("create the stream file").keep();
