@@ -6,6 +6,8 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config valgrind binutils xvfb x11-apps x11-utils)
+# shmimage web: JPEG encoding (libjpeg-turbo) and the headless-browser tests.
+pkgs+=(libturbojpeg0-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
