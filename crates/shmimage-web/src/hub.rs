@@ -103,6 +103,14 @@ impl Hub {
         &self.stats
     }
 
+    /// Bytes of the newest frame message (header and JPEG), if there is one.
+    pub fn latest_frame_len(&self) -> Option<usize> {
+        match &*self.tx.borrow() {
+            Update::Frame(m) => Some(m.len()),
+            _ => None,
+        }
+    }
+
     /// Pages watching now.
     pub fn watchers(&self) -> usize {
         self.lock().watchers

@@ -75,6 +75,11 @@ impl Writer {
     /// Start a writer of `width`x`height` frames at about `fps` into `path`,
     /// in `format` ("ensight" for protocol 1.0, else a native format name).
     pub fn start(path: &Path, width: u32, height: u32, fps: u32, format: &str) -> Writer {
+        Writer::start_spec(&format!("{}|{width}|{height}|{fps}|{format}", path.display()))
+    }
+
+    /// Start a writer with a raw spec (see `pattern::run_writer`).
+    pub fn start_spec(spec: &str) -> Writer {
         let exe = std::env::current_exe().unwrap();
         let child = Command::new(exe)
             .args([
@@ -84,7 +89,7 @@ impl Writer {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(WRITER_ENV, format!("{}|{width}|{height}|{fps}|{format}", path.display()))
+            .env(WRITER_ENV, spec)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -146,6 +151,11 @@ impl Served {
         let s = hub.stats();
         use std::sync::atomic::Ordering::Relaxed;
         (s.readers_opened.load(Relaxed), s.frames_encoded.load(Relaxed), hub.watchers())
+    }
+
+    /// Bytes of the newest frame message of the stream called `name`.
+    pub fn last_message_len(&self, name: &str) -> usize {
+        self.handle.catalog().hub(name).and_then(|h| h.latest_frame_len()).unwrap_or(0)
     }
 
     pub async fn stop(mut self) {

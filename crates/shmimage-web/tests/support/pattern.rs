@@ -51,6 +51,23 @@ pub fn render(width: u32, height: u32, n: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// Frame `n` of a busier picture (gradients and fine diagonal texture that
+/// move every frame), closer to rendered content than flat quadrants for
+/// measuring the encoder.
+pub fn render_textured(width: u32, height: u32, n: u64, out: &mut Vec<u8>) {
+    out.resize(width as usize * height as usize * 3, 0);
+    let n = n as u32;
+    for (y, row) in out.chunks_exact_mut(width as usize * 3).enumerate() {
+        let y = y as u32;
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let x = x as u32;
+            px[0] = ((x + n * 4) * 255 / width.max(1)) as u8;
+            px[1] = ((y + n * 2) * 255 / height.max(1)) as u8;
+            px[2] = ((x ^ y).wrapping_add(n) & 0xff) as u8;
+        }
+    }
+}
+
 fn yuv(c: &[u8]) -> [u8; 3] {
     let (r, g, b) = (i32::from(c[0]), i32::from(c[1]), i32::from(c[2]));
     let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
@@ -108,12 +125,18 @@ pub fn to_format(desc: &FrameDesc, rgb: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Not a test: the body of the writer process (see `support::Writer`).
-/// Its spec: `PATH|WIDTH|HEIGHT|FPS|FORMAT`, FORMAT "ensight" for protocol
-/// 1.0 or a native pixel format name.
 #[test]
 #[ignore = "runs only as the writer process of another test"]
 fn writer_process() {
-    let Ok(spec) = std::env::var(super::WRITER_ENV) else { return };
+    if let Ok(spec) = std::env::var(super::WRITER_ENV) {
+        run_writer(&spec);
+    }
+}
+
+/// Stream the pattern as `spec` says: `PATH|WIDTH|HEIGHT|FPS|FORMAT`, FORMAT
+/// "ensight" for protocol 1.0 or a native pixel format name; FPS 0 = as fast
+/// as possible.
+pub fn run_writer(spec: &str) {
     let parts: Vec<&str> = spec.split('|').collect();
     let (path, w, h, fps, format) = (
         Path::new(parts[0]),
@@ -122,7 +145,8 @@ fn writer_process() {
         parts[3].parse::<u32>().expect("fps"),
         parts[4],
     );
-    let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
+    let textured = parts.get(5) == Some(&"textured");
+    let period = if fps == 0 { Duration::ZERO } else { Duration::from_secs_f64(1.0 / f64::from(fps)) };
     let mut rgb = Vec::new();
     let mut out = Vec::new();
     let start = Instant::now();
@@ -153,7 +177,11 @@ fn writer_process() {
         if start.elapsed() > Duration::from_secs(300) {
             break;
         }
-        render(w, h, n, &mut rgb);
+        if textured {
+            render_textured(w, h, n, &mut rgb);
+        } else {
+            render(w, h, n, &mut rgb);
+        }
         put(n, &rgb);
         let next = start + period * n as u32;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
