@@ -191,11 +191,15 @@ pub fn is_stream(path: &Path) -> bool {
     }
 }
 
+/// C values of the 1.0 errors that mean the writer went away: UNCONNECTED
+/// (4; the engine before the ownership rework), SERVER_GONE (-104) and
+/// FILE_REPLACED (-105). By value, so this compiles against either engine.
+const ENSIGHT_WRITER_GONE: [i32; 3] = [4, -104, -105];
+
 fn classify(e: native::Error) -> SourceError {
     match e {
-        native::Error::WriterGone { .. } | native::Error::Ensight(shmimage::Error::Unconnected { .. }) => {
-            SourceError::WriterGone
-        }
+        native::Error::WriterGone { .. } => SourceError::WriterGone,
+        native::Error::Ensight(ref e1) if ENSIGHT_WRITER_GONE.contains(&(e1.code() as i32)) => SourceError::WriterGone,
         e => SourceError::Other(e),
     }
 }
