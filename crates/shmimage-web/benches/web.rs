@@ -64,8 +64,11 @@ fn main() {
         support::pattern::run_writer(&spec);
         return;
     }
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` asks what is here
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs bench
+    // binaries without it, and this is not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("web: a benchmark; run it with cargo bench -p shmimage-web --bench web");
+        return;
     }
     let o = options();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
