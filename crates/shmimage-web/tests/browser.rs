@@ -173,3 +173,39 @@ async fn a_killed_writer_is_reported_and_a_restarted_one_resumes() {
         served.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_streams_are_offered_in_a_list_to_pick_from() {
+    let _one = ONE_BROWSER.lock().await;
+    let (colour, gray) = (StreamPath::new("pick-a"), StreamPath::new("pick-b"));
+    let _wa = Writer::start(&colour.0, W, H, 20, "RGB8");
+    let _wb = Writer::start(&gray.0, W, H, 20, "GRAY16_LE");
+    let served = Served::start(vec![colour.0.clone(), gray.0.clone()], "127.0.0.1:0").await;
+    let browser = Browser::launch();
+    let mut tab = browser.open(&served.url).await;
+    wait_frames(&mut tab, 2).await;
+    let options = tab.eval("[...document.getElementById('pick').options].map(o => o.value)").await;
+    assert_eq!(options, serde_json::json!([colour.name(), gray.name()]));
+    assert_eq!(tab.eval("window.shmimage.format").await, "RGB8", "the first stream is shown first");
+
+    let pick = format!(
+        "(() => {{ const p = document.getElementById('pick'); p.value = {:?}; p.dispatchEvent(new Event('change')); return 0; }})()",
+        gray.name()
+    );
+    tab.eval(&pick).await;
+    tab.wait_for("the second stream", "window.shmimage.format", |v| v == "GRAY16_LE").await;
+    wait_frames(&mut tab, 2).await;
+    // The first stream lost its only watcher, so its reader stopped.
+    let mut stopped = false;
+    for _ in 0..100 {
+        if served.stats(&colour.name()).2 == 0 && shmimage::native::inspect(&colour.0).unwrap().readers.is_empty() {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the reader of the stream no longer shown stops");
+    drop(tab);
+    drop(browser);
+    served.stop().await;
+}
