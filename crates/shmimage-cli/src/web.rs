@@ -56,6 +56,11 @@ pub fn run(a: WebArgs) -> Result<()> {
         let server = shmimage_web::WebServer::bind(config).await?;
         let n = server.catalog().catalog().list().len();
         eprintln!("shmimage web: {n} stream(s); open this URL (Ctrl-C stops):");
+        if let Ok(addr) = server.local_addr() {
+            if !addr.ip().is_loopback() {
+                eprintln!("(listening on {addr}: from another machine, put this machine's name or address in the URL)");
+            }
+        }
         println!("{}", server.url());
         server.serve(stopped(a.exit_with_stdin)).await?;
         Ok(())

@@ -75,3 +75,30 @@ def test_a_server_that_cannot_start_says_why(tmp_path):
         show(tmp_path / "s.shm", binary=_binary(), quality=500)
     with pytest.raises(ValueError):
         show(binary=_binary())
+
+
+def test_the_command_needs_its_token_off_loopback(tmp_path):
+    """`shmimage web --listen 0.0.0.0:0` prints a URL with a token; requests
+    without it get 403 (reached through 127.0.0.1 only)."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [_binary(), "web", "--listen", "0.0.0.0:0", "--exit-with-stdin", str(tmp_path / "s.shm")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = LiveView._read_url(proc, open(os.devnull, "rb"), 15.0)
+        assert "/?token=" in url and len(url.split("token=")[1]) >= 32
+        bare = url.split("?")[0]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(bare)
+        assert refused.value.code == 403
+        status, page = _get(url)
+        assert status == 200 and "<canvas" in page
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+    assert proc.returncode == 0, "closing stdin stops the server cleanly"
