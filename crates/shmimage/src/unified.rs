@@ -38,11 +38,11 @@ pub fn detect_protocol(path: impl AsRef<Path>) -> Result<Protocol> {
     let path = path.as_ref();
     let (mut file, meta) = crate::mapping::open_stream_file(path, false).map_err(|e| match e {
         crate::Error::BadFileSize { .. } => Error::NotFound { path: path.to_owned() },
-        crate::Error::UnableToOpenFile { reason, .. } => Error::UnableToOpen { path: path.to_owned(), reason },
+        crate::Error::UnableToOpenFile { source, .. } => Error::UnableToOpen { path: path.to_owned(), source },
         other => Error::Ensight(other),
     })?;
     let mut head = [0u8; 8];
-    let n = file.read(&mut head).map_err(|e| Error::UnableToOpen { path: path.to_owned(), reason: e.to_string() })?;
+    let n = file.read(&mut head).map_err(|source| Error::UnableToOpen { path: path.to_owned(), source })?;
     if n == 8 && head == layout::MAGIC {
         return Ok(Protocol::Native);
     }
@@ -107,13 +107,11 @@ impl Reader {
 
     /// The next frame (see [`native::Reader::read`]); waits up to `timeout`
     /// (None = forever), then `NoFrameAvailable`.
-    pub fn read(&mut self, timeout: Option<Duration>) -> Result<ImageFrame<'_>> {
-        match &mut self.kind {
+    pub fn read(&self, timeout: Option<Duration>) -> Result<ImageFrame> {
+        match &self.kind {
             ReaderKind::Native(r) => Ok(ImageFrame { kind: FrameKind::Native(r.read(timeout)?) }),
             ReaderKind::Ensight(c) => {
-                // 1.0's wait takes a Duration; "forever" is a very long one.
-                let t = timeout.unwrap_or(Duration::from_secs(u64::from(u32::MAX)));
-                let frame = c.wait_frame(t).map_err(|e| match e {
+                let frame = c.wait_frame(timeout).map_err(|e| match e {
                     crate::Error::NoFrameAvailable => Error::NoFrameAvailable,
                     other => Error::Ensight(other),
                 })?;
@@ -133,17 +131,17 @@ impl Reader {
 
 /// A frame of either format, held in place until dropped.
 #[derive(Debug)]
-pub struct ImageFrame<'a> {
-    kind: FrameKind<'a>,
+pub struct ImageFrame {
+    kind: FrameKind,
 }
 
 #[derive(Debug)]
-enum FrameKind<'a> {
+enum FrameKind {
     Native(native::ReadFrame),
-    Ensight { frame: crate::Frame<'a>, desc: FrameDesc, timestamps: Timestamps },
+    Ensight { frame: crate::Frame, desc: FrameDesc, timestamps: Timestamps },
 }
 
-impl ImageFrame<'_> {
+impl ImageFrame {
     /// The descriptor (for a 1.0 frame: RGB8, packed).
     pub fn desc(&self) -> &FrameDesc {
         match &self.kind {
@@ -193,6 +191,14 @@ impl ImageFrame<'_> {
         }
     }
 
+    /// Frames skipped between the previous read and this one (1.0: always 0).
+    pub fn missed_before(&self) -> u64 {
+        match &self.kind {
+            FrameKind::Native(f) => f.missed_before(),
+            FrameKind::Ensight { .. } => 0,
+        }
+    }
+
     /// Frame flags (0 for a 1.0 frame).
     pub fn flags(&self) -> u32 {
         match &self.kind {
@@ -209,18 +215,19 @@ impl ImageFrame<'_> {
         }
     }
 
-    /// The frame's bytes in place.
-    pub fn pixels(&self) -> &[u8] {
+    /// The frame's bytes in place. A 1.0 frame whose stream was closed
+    /// answers `Closed` (its mapping was detached).
+    pub fn pixels(&self) -> Result<&[u8]> {
         match &self.kind {
-            FrameKind::Native(f) => f.pixels(),
-            FrameKind::Ensight { frame, .. } => frame.pixels(),
+            FrameKind::Native(f) => Ok(f.pixels()),
+            FrameKind::Ensight { frame, .. } => frame.pixels().map_err(Error::Ensight),
         }
     }
 
-    /// Plane `i`'s bytes.
-    pub fn plane(&self, i: usize) -> Option<&[u8]> {
-        let p = *self.desc().plane(i)?;
-        self.pixels().get(p.offset as usize..p.end() as usize)
+    /// Plane `i`'s bytes (`None` when the format has no plane `i`).
+    pub fn plane(&self, i: usize) -> Result<Option<&[u8]>> {
+        let Some(p) = self.desc().plane(i).copied() else { return Ok(None) };
+        Ok(self.pixels()?.get(p.offset as usize..p.end() as usize))
     }
 
     /// The native frame, for what only the native format has.
@@ -236,7 +243,7 @@ impl ImageFrame<'_> {
 #[derive(Debug)]
 pub struct Writer {
     kind: WriterKind,
-    next_number: u32,
+    next_number: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Debug)]
@@ -248,7 +255,7 @@ enum WriterKind {
 impl Writer {
     /// Create a new native stream file at `path` and write it.
     pub fn create_native(path: impl AsRef<Path>, options: &WriterOptions) -> Result<Writer> {
-        Ok(Writer { kind: WriterKind::Native(native::Writer::create(path, options)?), next_number: 1 })
+        Ok(Writer { kind: WriterKind::Native(native::Writer::create(path, options)?), next_number: 1.into() })
     }
 
     /// Serve an existing stream file, whichever format it carries: a native
@@ -259,7 +266,7 @@ impl Writer {
             Protocol::Native => WriterKind::Native(native::Writer::open(path, options)?),
             Protocol::Ensight1 => WriterKind::Ensight(Box::new(Server::create(path, ServerOptions::default())?)),
         };
-        Ok(Writer { kind, next_number: 1 })
+        Ok(Writer { kind, next_number: 1.into() })
     }
 
     /// The format of the stream.
@@ -281,8 +288,8 @@ impl Writer {
     /// Publish one frame (one copy). A 1.0 stream takes packed RGB8 only and
     /// no metadata or flags; its answers (e.g. UNCONNECTED) come as
     /// [`Error::Ensight`]. Returns the frame's sequence number.
-    pub fn put(&mut self, desc: &FrameDesc, pixels: &[u8], info: &FrameInfo) -> Result<u64> {
-        match &mut self.kind {
+    pub fn put(&self, desc: &FrameDesc, pixels: &[u8], info: &FrameInfo) -> Result<u64> {
+        match &self.kind {
             WriterKind::Native(w) => w.put(desc, pixels, info),
             WriterKind::Ensight(s) => {
                 if desc.format() != PixelFormat::Rgb8 || !desc.is_packed() {
@@ -295,9 +302,8 @@ impl Writer {
                 if !info.metadata.is_empty() || info.flags != 0 {
                     return Err(Error::BadArgs("a 1.0 stream carries no metadata or flags".into()));
                 }
-                let n = self.next_number;
+                let n = self.next_number.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 s.put_frame(n, desc.width(), desc.height(), pixels)?;
-                self.next_number = n.wrapping_add(1);
                 Ok(u64::from(n))
             }
         }

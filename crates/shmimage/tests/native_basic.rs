@@ -107,7 +107,7 @@ fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let p = d.path().join("s");
     let o = WriterOptions { lossless_wait: Some(Duration::from_millis(50)), ..opts(3, 4096) };
     let w = Writer::create(&p, &o).unwrap();
-    let lossless = Reader::open(&p, &ReaderOptions { lossless: true, ..Default::default() }).unwrap();
+    let lossless = Reader::open(&p, &ReaderOptions { lossless: true }).unwrap();
     let newest = Reader::open(&p, &ReaderOptions::default()).unwrap();
     let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
     let put = |v: u8| w.put(&desc, &[v; 16], &FrameInfo::default()).unwrap();
@@ -207,8 +207,8 @@ fn close_ends_a_wait_from_another_thread() {
 fn the_unified_api_reads_and_writes_both_formats() {
     // 1.0: RGB8, packed, no metadata.
     let f = StreamFile::for_frame(8, 4).unwrap();
-    let mut w = shmimage::Writer::open(f.path(), &WriterOptions::default()).unwrap();
-    let mut r = shmimage::Reader::open(f.path(), &ReaderOptions::default()).unwrap();
+    let w = shmimage::Writer::open(f.path(), &WriterOptions::default()).unwrap();
+    let r = shmimage::Reader::open(f.path(), &ReaderOptions::default()).unwrap();
     assert_eq!((w.protocol(), r.protocol()), (Protocol::Ensight1, Protocol::Ensight1));
     let rgb = FrameDesc::packed(PixelFormat::Rgb8, 8, 4).unwrap();
     let px: Vec<u8> = (0..96).collect();
@@ -217,16 +217,77 @@ fn the_unified_api_reads_and_writes_both_formats() {
     assert_eq!(w.put(&rgb, &px, &FrameInfo::default()).unwrap(), 1);
     let fr = r.read(SOON).unwrap();
     assert_eq!((fr.format(), fr.width(), fr.height(), fr.stride(), fr.sequence()), (PixelFormat::Rgb8, 8, 4, 24, 1));
-    assert_eq!((fr.pixels(), fr.metadata()), (&px[..], &[][..]));
+    assert_eq!((fr.pixels().unwrap(), fr.metadata()), (&px[..], &[][..]));
     drop(fr);
     // Native, through the same calls.
     let d = dir();
     let p = d.path().join("n");
-    let mut w = shmimage::Writer::create_native(&p, &opts(2, 4096)).unwrap();
-    let mut r = shmimage::Reader::open(&p, &ReaderOptions::default()).unwrap();
+    let w = shmimage::Writer::create_native(&p, &opts(2, 4096)).unwrap();
+    let r = shmimage::Reader::open(&p, &ReaderOptions::default()).unwrap();
     assert_eq!((w.protocol(), r.protocol()), (Protocol::Native, Protocol::Native));
     let info = FrameInfo { metadata: b"m".to_vec(), ..Default::default() };
     assert_eq!(w.put(&bgr, &px, &info).unwrap(), 1);
     let fr = r.read(SOON).unwrap();
-    assert_eq!((fr.format(), fr.metadata(), fr.pixels()), (PixelFormat::Bgr8, &b"m"[..], &px[..]));
+    assert_eq!((fr.format(), fr.metadata(), fr.pixels().unwrap()), (PixelFormat::Bgr8, &b"m"[..], &px[..]));
+}
+
+#[test]
+fn objects_used_in_a_fork_child_answer_forked_and_their_drop_touches_nothing() {
+    let d = dir();
+    let p = d.path().join("s");
+    let w = Writer::create(&p, &opts(2, 4096)).unwrap();
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
+    w.put(&desc, &[5; 16], &FrameInfo::default()).unwrap();
+    let held = r.read(SOON).unwrap();
+    // SAFETY: the child only calls the engine (which must answer Forked) and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = matches!(r.read(NOW), Err(shmimage::native::Error::Forked))
+            && matches!(w.loan(&desc, NOW), Err(shmimage::native::Error::Forked));
+        drop(held);
+        drop(r);
+        drop(w);
+        // SAFETY: ends the child at once, without running the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child saw {status}");
+    // The child's drops released nothing of ours: the frame is still held, the reader still joined.
+    let ins = shmimage::native::inspect(&p).unwrap();
+    assert_eq!(ins.slot_info.iter().map(|s| s.holders).sum::<u32>(), 1);
+    assert_eq!((ins.readers.len(), ins.writer_alive), (1, true));
+    assert_eq!(held.pixels()[0], 5);
+    w.put(&desc, &[6; 16], &FrameInfo::default()).unwrap();
+    assert_eq!(r.read(SOON).unwrap().pixels()[0], 6);
+}
+
+#[test]
+fn a_created_stream_waits_for_its_first_writer() {
+    let d = dir();
+    let p = d.path().join("s");
+    shmimage::native::create(&p, &opts(2, 4096)).unwrap();
+    assert!(shmimage::native::create(&p, &opts(2, 4096)).is_err(), "exclusive");
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    assert!(r.writer_alive(), "no writer yet is not a dead writer");
+    assert_eq!(r.read(Some(Duration::from_millis(20))).unwrap_err().code(), 2, "it waits: NO_FRAMEAVAILABLE");
+    let w = Writer::open(&p, &WriterOptions::default()).unwrap();
+    assert_eq!(w.epoch(), 1);
+    w.put(&FrameDesc::packed(PixelFormat::Gray8, 2, 2).unwrap(), &[1; 4], &FrameInfo::default()).unwrap();
+    assert_eq!(r.read(SOON).unwrap().sequence(), 1);
+}
+
+#[test]
+fn engine_objects_are_send_and_sync_and_frames_and_loans_are_static() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Writer>();
+    send_sync::<Reader>();
+    send_sync::<shmimage::native::ReadFrame>();
+    send::<shmimage::native::WriteLoan>();
+    send_sync::<shmimage::Reader>();
+    send_sync::<shmimage::Writer>();
+    send_sync::<shmimage::ImageFrame>();
 }

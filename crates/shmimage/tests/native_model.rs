@@ -3,7 +3,7 @@
 //! and is taken over. It runs the engine's own transition functions
 //! (`shmimage::native::slot`) on model words that hand control to a
 //! scheduler at every access, and explores every interleaving with at most
-//! `PREEMPTIONS` preemptive context switches (a CHESS-style bound: almost
+//! two preemptive context switches (SHMIMAGE_MODEL_PREEMPTIONS=3 for more) (a CHESS-style bound: almost
 //! every concurrency bug needs only a few). Interleavings are sequentially
 //! consistent; the acquire/release argument for weaker orderings is in
 //! docs/native-protocol.md.
@@ -24,7 +24,10 @@ use shmimage::native::atomics::Word;
 use shmimage::native::layout::{join_latest, split_latest};
 use shmimage::native::slot::{self, Claim, Hold, SlotWords};
 
-const PREEMPTIONS: usize = 2;
+/// The preemption bound; SHMIMAGE_MODEL_PREEMPTIONS raises it for a longer run.
+fn preemptions() -> usize {
+    std::env::var("SHMIMAGE_MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Run {
@@ -85,7 +88,7 @@ impl Sched {
             // thread that could go on is a preemption, and those are bounded.
             let prev = g.1.filter(|p| ready.contains(p));
             let options: Vec<usize> = match prev {
-                Some(p) if g.2.preemptions >= PREEMPTIONS => vec![p],
+                Some(p) if g.2.preemptions >= preemptions() => vec![p],
                 Some(p) => std::iter::once(p).chain(ready.iter().copied().filter(|&t| t != p)).collect(),
                 None => ready.clone(),
             };

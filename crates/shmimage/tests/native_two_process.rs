@@ -145,7 +145,8 @@ fn child_role() {
         }
         // Hold one frame and wait to be killed.
         "hold" => {
-            let r = Reader::open(path, &ReaderOptions::default()).unwrap();
+            let lossless = args.get(1).is_some_and(|a| a == "lossless");
+            let r = Reader::open(path, &ReaderOptions { lossless }).unwrap();
             let f = r.read(LONG).unwrap();
             println!("HOLDING seq={} slot={} index={}", f.sequence(), f.slot(), r.index());
             std::thread::sleep(Duration::from_secs(60));
@@ -206,12 +207,7 @@ fn many_reader_processes_one_lossless_zero_torn_and_in_order() {
             flags: if count == FRAMES { END } else { 0 },
             ..Default::default()
         };
-        let mut loan = loop {
-            match w.loan(&desc, LONG) {
-                Ok(l) => break l,
-                Err(e) => panic!("{e}"),
-            }
-        };
+        let mut loan = w.loan(&desc, LONG).unwrap();
         loan.pixels_mut().copy_from_slice(&px);
         loan.set_metadata(&info.metadata).unwrap();
         loan.set_flags(info.flags);
@@ -362,4 +358,36 @@ fn hostile_bytes_in_a_live_control_block_never_crash_or_hang_either_end() {
     let _ = native::inspect(&p);
     let _ = Reader::open(&p, &ReaderOptions::default());
     let _ = flags::BOTTOM_UP;
+}
+
+#[test]
+fn a_killed_lossless_reader_does_not_hold_the_writer_back() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("s");
+    // A long lossless bound: only reaping can free the slots in time.
+    let o = WriterOptions {
+        slots: 3,
+        slot_bytes: 4096,
+        lossless_wait: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let w = Writer::create(&p, &o).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 8, 8).unwrap();
+    let mut holder = Peer::spawn("hold", &[p.to_str().unwrap(), "lossless"]);
+    wait_for_readers(&w, 1);
+    w.put(&desc, &[1; 64], &FrameInfo::default()).unwrap();
+    holder.expect("HOLDING");
+    // Two more frames are pending for it; with its hold, every slot is taken.
+    for v in 2..=3u8 {
+        w.put(&desc, &[v; 64], &FrameInfo::default()).unwrap();
+    }
+    assert!(matches!(w.loan(&desc, Some(Duration::from_millis(30))), Err(Error::NoSlotAvailable)));
+    holder.kill9();
+    for v in 4..=10u8 {
+        w.put(&desc, &[v; 64], &FrameInfo::default()).unwrap();
+    }
+    // No frame was dropped for it: its marks were reaped, not waited out.
+    let st = w.stats();
+    assert_eq!((st.readers_reaped, st.lossless_drops), (1, 0), "{st:?}");
+    assert!(native::inspect(&p).unwrap().readers.is_empty());
 }

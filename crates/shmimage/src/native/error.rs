@@ -25,16 +25,16 @@ pub mod code {
     pub const METADATA_TOO_LARGE: i32 = -206;
     /// A frame descriptor failed validation.
     pub const INVALID_DESC: i32 = -207;
-    /// A live writer already serves the stream.
-    pub const WRITER_BUSY: i32 = -208;
-    /// The writer process is gone.
-    pub const WRITER_GONE: i32 = -209;
-    /// The object was closed.
-    pub const CLOSED: i32 = -210;
-    /// The object was created in the parent of this forked process.
-    pub const FORKED: i32 = -211;
-    /// The file was truncated under the mapping.
-    pub const FILE_TRUNCATED: i32 = -212;
+    /// A live writer already serves the stream (the engine's PEER_BUSY).
+    pub const WRITER_BUSY: i32 = crate::Code::PeerBusy as i32;
+    /// The writer process is gone (the engine's SERVER_GONE).
+    pub const WRITER_GONE: i32 = crate::Code::ServerGone as i32;
+    /// The object was closed (the engine's CLOSED).
+    pub const CLOSED: i32 = crate::Code::Closed as i32;
+    /// The object was created in the parent of this forked process (the engine's FORKED).
+    pub const FORKED: i32 = crate::Code::Forked as i32;
+    /// The file was truncated under the mapping (the engine's FILE_TRUNCATED).
+    pub const FILE_TRUNCATED: i32 = crate::Code::FileTruncated as i32;
 }
 
 /// Everything a native stream operation can answer other than success.
@@ -52,15 +52,15 @@ pub enum Error {
     UnableToOpen {
         /// The stream file.
         path: PathBuf,
-        /// Why, in words.
-        reason: String,
+        /// The OS error (or a synthesized one with a fitting kind).
+        source: std::io::Error,
     },
     /// mmap of the file failed.
     UnableToMap {
         /// The stream file.
         path: PathBuf,
-        /// Why, in words.
-        reason: String,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// A new stream file was asked for where a file exists.
     AlreadyExists {
@@ -186,9 +186,9 @@ impl fmt::Display for Error {
             Error::NotFound { path } => {
                 write!(f, "stream file {} does not exist; create it first (e.g. `shmimage create`)", path.display())
             }
-            Error::UnableToOpen { path, reason } => write!(f, "cannot open stream file {}: {reason}", path.display()),
-            Error::UnableToMap { path, reason } => {
-                write!(f, "cannot memory-map stream file {}: {reason}", path.display())
+            Error::UnableToOpen { path, source } => write!(f, "cannot open stream file {}: {source}", path.display()),
+            Error::UnableToMap { path, source } => {
+                write!(f, "cannot memory-map stream file {}: {source}", path.display())
             }
             Error::AlreadyExists { path } => {
                 write!(f, "{} already exists; open it, or remove it to create a new stream", path.display())
@@ -248,6 +248,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::InvalidDesc(i) => Some(i),
+            Error::UnableToOpen { source, .. } | Error::UnableToMap { source, .. } => Some(source),
             Error::Ensight(e) => Some(e),
             _ => None,
         }

@@ -23,4 +23,4 @@ pub use error::{code, Error, Result};
 pub use format::{PixelFormat, PlaneShape};
 pub use inspect::{inspect, Inspection, SlotInfo};
 pub use reader::{ReadFrame, Reader, ReaderOptions};
-pub use writer::{FrameInfo, ReaderInfo, WriteLoan, Writer, WriterOptions, WriterStats};
+pub use writer::{create, FrameInfo, ReaderInfo, WriteLoan, Writer, WriterOptions, WriterStats};

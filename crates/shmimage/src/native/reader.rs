@@ -245,7 +245,7 @@ impl Reader {
             if s == want {
                 return Some((s, i));
             }
-            if s != EMPTY && s != BUSY && s > st.last_seq && s <= latest && oldest.is_none_or(|(o, _)| s < o) {
+            if s != EMPTY && s != BUSY && s > st.last_seq && s <= latest && oldest.map_or(true, |(o, _)| s < o) {
                 oldest = Some((s, i));
             }
         }
@@ -259,7 +259,7 @@ impl Reader {
             let w = sh.words(i);
             let s = Word::load(w.seq);
             let mine = Word::load(w.pending) & self.inner.bit != 0;
-            if mine && s != EMPTY && s != BUSY && s <= latest && oldest.is_none_or(|(o, _)| s < o) {
+            if mine && s != EMPTY && s != BUSY && s <= latest && oldest.map_or(true, |(o, _)| s < o) {
                 oldest = Some((s, i));
             }
         }
@@ -482,7 +482,7 @@ impl ReadFrame {
 
 impl Drop for ReadFrame {
     fn drop(&mut self) {
-        if !self.reader.sh.in_owner() {
+        if !self.reader.sh.in_owner_fast() {
             return;
         }
         let mut st = self.reader.state.lock().unwrap_or_else(|p| p.into_inner());

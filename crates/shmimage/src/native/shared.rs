@@ -27,22 +27,27 @@ pub(crate) struct Shared {
     path: PathBuf,
     layout: Layout,
     /// The process that opened it; any other (a fork child) must not use it.
-    pid: u32,
+    origin: crate::fork::Origin,
     closed: AtomicBool,
 }
 
 fn open_err(path: &Path, e: crate::Error) -> Error {
     match e {
         crate::Error::BadFileSize { .. } => Error::NotFound { path: path.to_owned() },
-        crate::Error::UnableToOpenFile { reason, .. } => Error::UnableToOpen { path: path.to_owned(), reason },
+        crate::Error::UnableToOpenFile { source, .. } => Error::UnableToOpen { path: path.to_owned(), source },
         other => Error::Ensight(other),
     }
 }
 
 fn map_file(file: &File, path: &Path, len: u64) -> Result<MmapRaw> {
-    let map_err = |reason: String| Error::UnableToMap { path: path.to_owned(), reason };
-    let len = usize::try_from(len).map_err(|_| map_err(format!("{len} bytes do not fit in the address space")))?;
-    MmapOptions::new().len(len).map_raw(file).map_err(|e| map_err(e.to_string()))
+    let map_err = |source: std::io::Error| Error::UnableToMap { path: path.to_owned(), source };
+    let len = usize::try_from(len).map_err(|_| {
+        map_err(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("{len} bytes do not fit in the address space"),
+        ))
+    })?;
+    MmapOptions::new().len(len).map_raw(file).map_err(map_err)
 }
 
 impl Shared {
@@ -64,7 +69,7 @@ impl Shared {
             file,
             path: path.to_owned(),
             layout: Layout::new(2, 1, 0).map_err(|e| Error::Corrupt { path: path.to_owned(), what: e.0 })?,
-            pid: std::process::id(),
+            origin: crate::fork::Origin::here(),
             closed: AtomicBool::new(false),
         };
         let magic = sh.u64_at(header::MAGIC).load(Ordering::Acquire).to_le_bytes();
@@ -92,7 +97,7 @@ impl Shared {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.new", std::process::id()));
-        let io = |e: std::io::Error| Error::UnableToOpen { path: path.to_owned(), reason: e.to_string() };
+        let io = |source: std::io::Error| Error::UnableToOpen { path: path.to_owned(), source };
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::AlreadyExists { path: path.to_owned() });
         }
@@ -116,7 +121,7 @@ impl Shared {
             file,
             path: path.to_owned(),
             layout,
-            pid: std::process::id(),
+            origin: crate::fork::Origin::here(),
             closed: AtomicBool::new(false),
         };
         sh.write_header(&layout.header_values());
@@ -181,15 +186,22 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if !self.in_owner() {
+        if self.origin.forked() {
             return Err(Error::Forked);
         }
         Ok(())
     }
 
-    /// True in the process that opened the stream (false in a fork child).
+    /// True in the process that opened the stream (false in a fork child;
+    /// thorough: for drops, not hot paths).
     pub(crate) fn in_owner(&self) -> bool {
-        std::process::id() == self.pid
+        !self.origin.forked_thorough()
+    }
+
+    /// [`Shared::in_owner`] in one atomic load (misses a fork made by a raw
+    /// clone syscall): for per-frame drops.
+    pub(crate) fn in_owner_fast(&self) -> bool {
+        !self.origin.forked()
     }
 
     pub(crate) fn close(&self) {

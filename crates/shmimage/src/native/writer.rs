@@ -55,6 +55,13 @@ impl WriterOptions {
     }
 }
 
+/// Create a new native stream file at `path` without becoming its writer
+/// (`shmimage create`): readers may join and wait, and a writer starts
+/// later with [`Writer::open`] (epoch 1). An existing file is `AlreadyExists`.
+pub fn create(path: impl AsRef<Path>, options: &WriterOptions) -> Result<()> {
+    Shared::create(path.as_ref(), options.layout()?).map(drop)
+}
+
 /// What a writer has done since it opened the stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
@@ -210,11 +217,18 @@ impl Writer {
             {
                 let mut st = self.state();
                 // Oldest first: the newest frame stays readable the longest.
-                let mut order: Vec<u32> = (0..sh.layout().slots()).filter(|&i| !st.loaned[i as usize]).collect();
-                order.sort_by_key(|&i| st.slot_seq[i as usize]);
-                let mut pending_slots = Vec::new();
+                // (A fixed array: K <= 64, and a loan allocates nothing.)
+                let mut order = [0u32; layout::MAX_SLOTS as usize];
+                let mut n = 0;
+                for i in (0..sh.layout().slots()).filter(|&i| !st.loaned[i as usize]) {
+                    order[n] = i;
+                    n += 1;
+                }
+                let order = &mut order[..n];
+                order.sort_unstable_by_key(|&i| st.slot_seq[i as usize]);
+                let mut oldest_pending = None;
                 let mut held = false;
-                for &i in &order {
+                for &mut i in order {
                     match slot::claim(sh.words(i)) {
                         Claim::Claimed { .. } => {
                             st.loaned[i as usize] = true;
@@ -231,11 +245,13 @@ impl Writer {
                                 done: false,
                             });
                         }
-                        Claim::Pending => pending_slots.push(i),
+                        Claim::Pending => {
+                            oldest_pending.get_or_insert(i);
+                        }
                         Claim::Held | Claim::Busy => held = true,
                     }
                 }
-                if !pending_slots.is_empty() {
+                if let Some(oldest) = oldest_pending {
                     let since = *lossless_since.get_or_insert_with(|| {
                         st.stats.lossless_waits += 1;
                         Instant::now()
@@ -243,7 +259,7 @@ impl Writer {
                     let bound = self.lossless_bound();
                     if bound.is_some_and(|b| since.elapsed() >= b) {
                         // The oldest pending frame goes; its readers will count it missed.
-                        let i = pending_slots[0];
+                        let i = oldest;
                         let dropped = slot::drop_pending(sh.words(i));
                         st.stats.lossless_drops += 1;
                         tracing::warn!(
@@ -534,7 +550,7 @@ fn write_desc(sh: &Shared, i: u32, d: &FrameDesc, flags: u32, meta_len: u32, ts:
 
 impl Drop for WriteLoan {
     fn drop(&mut self) {
-        if self.done || !self.inner.sh.in_owner() {
+        if self.done || !self.inner.sh.in_owner_fast() {
             return;
         }
         slot::abandon(self.inner.sh.words(self.slot));
