@@ -117,7 +117,7 @@ impl FrameSource {
         let captured = has_capture_time
             .then(|| UNIX_EPOCH.checked_add(Duration::from_nanos(frame.timestamps().capture_real_ns)))
             .flatten();
-        let Some((layout, pitch, pixels)) = display_pixels(&frame, &mut self.scratch) else {
+        let Some((layout, pitch, pixels)) = display_pixels(&frame, &mut self.scratch).map_err(classify)? else {
             return Err(SourceError::Other(native::Error::BadArgs(format!(
                 "frame {} ({} {}x{}) is shorter than its description",
                 frame.sequence(),
@@ -142,12 +142,16 @@ impl FrameSource {
 }
 
 /// The frame's pixels as the encoder takes them: in place for packed 8-bit
-/// formats, else converted into `scratch`. `None` when a plane is missing.
-fn display_pixels<'a>(frame: &'a ImageFrame<'_>, scratch: &'a mut Vec<u8>) -> Option<(Layout, usize, &'a [u8])> {
+/// formats, else converted into `scratch`. `Ok(None)` when a plane is missing.
+fn display_pixels<'a>(
+    frame: &'a ImageFrame,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Option<(Layout, usize, &'a [u8])>, native::Error> {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let planes = [frame.plane(0)?, frame.plane(1)?, frame.plane(2)?];
     let stride = |i: usize| frame.desc().plane(i).map(|p| p.stride as usize);
-    let in_place = |layout| Some((layout, stride(0)?, frame.plane(0)?));
-    match frame.format() {
+    let in_place = |layout| Some((layout, stride(0)?, planes[0]?));
+    Ok(match frame.format() {
         PixelFormat::Rgb8 => in_place(Layout::Rgb),
         PixelFormat::Bgr8 => in_place(Layout::Bgr),
         PixelFormat::Rgba8 => in_place(Layout::Rgba),
@@ -155,29 +159,33 @@ fn display_pixels<'a>(frame: &'a ImageFrame<'_>, scratch: &'a mut Vec<u8>) -> Op
         PixelFormat::Rgbx8 => in_place(Layout::Rgbx),
         PixelFormat::Bgrx8 => in_place(Layout::Bgrx),
         PixelFormat::Gray8 => in_place(Layout::Gray),
-        PixelFormat::Gray16Le => {
-            convert::gray16_to_gray8(frame.plane(0)?, stride(0)?, w, h, scratch);
-            Some((Layout::Gray, w, scratch))
-        }
-        PixelFormat::Gray32F => {
-            convert::gray32f_to_gray8(frame.plane(0)?, stride(0)?, w, h, scratch);
-            Some((Layout::Gray, w, scratch))
-        }
-        PixelFormat::I420 => {
-            let chroma =
-                Chroma::Planar { u: frame.plane(1)?, u_stride: stride(1)?, v: frame.plane(2)?, v_stride: stride(2)? };
-            convert::yuv420_to_rgb(frame.plane(0)?, stride(0)?, chroma, w, h, scratch);
-            Some((Layout::Rgb, w * 3, scratch))
-        }
-        PixelFormat::Nv12 => {
-            let chroma = Chroma::Interleaved { uv: frame.plane(1)?, stride: stride(1)? };
-            convert::yuv420_to_rgb(frame.plane(0)?, stride(0)?, chroma, w, h, scratch);
-            Some((Layout::Rgb, w * 3, scratch))
-        }
+        PixelFormat::Gray16Le => planes[0].zip(stride(0)).map(|(p, s)| {
+            convert::gray16_to_gray8(p, s, w, h, scratch);
+            (Layout::Gray, w, &scratch[..])
+        }),
+        PixelFormat::Gray32F => planes[0].zip(stride(0)).map(|(p, s)| {
+            convert::gray32f_to_gray8(p, s, w, h, scratch);
+            (Layout::Gray, w, &scratch[..])
+        }),
+        PixelFormat::I420 => match (planes, stride(0), stride(1), stride(2)) {
+            ([Some(y), Some(u), Some(v)], Some(ys), Some(us), Some(vs)) => {
+                let chroma = Chroma::Planar { u, u_stride: us, v, v_stride: vs };
+                convert::yuv420_to_rgb(y, ys, chroma, w, h, scratch);
+                Some((Layout::Rgb, w * 3, &scratch[..]))
+            }
+            _ => None,
+        },
+        PixelFormat::Nv12 => match (planes, stride(0), stride(1)) {
+            ([Some(y), Some(uv), _], Some(ys), Some(uvs)) => {
+                convert::yuv420_to_rgb(y, ys, Chroma::Interleaved { uv, stride: uvs }, w, h, scratch);
+                Some((Layout::Rgb, w * 3, &scratch[..]))
+            }
+            _ => None,
+        },
         // A format added to the engine after this crate: say so on the page.
         #[allow(unreachable_patterns)]
         _ => None,
-    }
+    })
 }
 
 /// True when `path` holds a stream this source can read (used to list a

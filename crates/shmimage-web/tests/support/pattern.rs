@@ -158,7 +158,7 @@ pub fn run_writer(spec: &str) {
             let len = shmimage::layout::file_len_for_frame(w, h).expect("frame size");
             StreamFile::create_at(path, len).expect("create the stream file").keep();
         }
-        let mut server = Server::create(path, ServerOptions::default()).expect("open the stream as its writer");
+        let server = Server::create(path, ServerOptions::default()).expect("open the stream as its writer");
         // Unconnected / no free buffer: nobody watches, or the reader is
         // behind; the frame is dropped, as a live source would.
         Box::new(move |n, rgb| drop(server.put_frame(n as u32, w, h, rgb)))
