@@ -77,9 +77,14 @@ impl WebServer {
             None if config.listen.ip().is_loopback() => None,
             None => Some(auth::new_token().map_err(WebError)?),
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| WebError(format!("cannot listen on {}: {e}", config.listen)))?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another program uses that port: pick another with --listen, or port 0 for a free one)"
+            } else {
+                ""
+            };
+            WebError(format!("cannot listen on {}: {e}{hint}", config.listen))
+        })?;
         let addr = listener.local_addr().map_err(|e| WebError(format!("no local address: {e}")))?;
         let shown = if addr.ip().is_unspecified() {
             SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())

@@ -146,10 +146,7 @@ type Ready<'a> = (Layout, usize, &'a [u8]);
 
 /// The frame's pixels as the encoder takes them: in place for packed 8-bit
 /// formats, else converted into `scratch`. `Ok(None)` when a plane is missing.
-fn display_pixels<'a>(
-    frame: &'a ImageFrame,
-    scratch: &'a mut Vec<u8>,
-) -> Result<Option<Ready<'a>>, native::Error> {
+fn display_pixels<'a>(frame: &'a ImageFrame, scratch: &'a mut Vec<u8>) -> Result<Option<Ready<'a>>, native::Error> {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let planes = [frame.plane(0)?, frame.plane(1)?, frame.plane(2)?];
     let stride = |i: usize| frame.desc().plane(i).map(|p| p.stride as usize);
