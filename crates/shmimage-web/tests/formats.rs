@@ -84,3 +84,47 @@ async fn a_directory_offers_its_streams_and_nothing_else() {
     assert_eq!(code, 404, "a file of the directory that is not a stream");
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_and_max_fps_are_applied() {
+    let stream = StreamPath::new("options");
+    let _writer = Writer::start(&stream.0, W, H, 30, "RGB8");
+    let mut sizes = Vec::new();
+    for quality in [20, 95] {
+        let mut config = shmimage_web::Config::new(vec![stream.0.clone()]);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.quality = quality;
+        let served = Served::start_config(config).await;
+        let (header, _) = one_frame(&served, &stream.name()).await;
+        assert_eq!(header["width"], W);
+        sizes.push(served.last_message_len(&stream.name()));
+        served.stop().await;
+    }
+    assert!(sizes[0] < sizes[1], "quality 20 gives smaller frames than 95: {sizes:?}");
+
+    // At most 4 encodes a second, however fast the writer: the limiter keeps
+    // 1/4 s between encodes, so a slow machine can only make fewer.
+    let mut config = shmimage_web::Config::new(vec![stream.0.clone()]);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.max_fps = Some(4.0);
+    let served = Served::start_config(config).await;
+    let start = std::time::Instant::now();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/{}", served.addr, stream.name())).await.unwrap();
+    let mut received = 0u64;
+    while received < 6 {
+        match tokio::time::timeout(PATIENCE, socket.next()).await.expect("frames at the limited rate") {
+            Some(Ok(Message::Binary(_))) => {
+                received += 1;
+                socket.send(Message::Text("drawn".into())).await.unwrap();
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the WebSocket ended: {other:?}"),
+        }
+    }
+    let (_, encoded, _) = served.stats(&stream.name());
+    let bound = (start.elapsed().as_secs_f64() * 4.0).floor() as u64 + 1;
+    assert!(encoded <= bound, "{encoded} frames encoded, at most {bound} allowed at --max-fps 4");
+    drop(socket);
+    served.stop().await;
+}

@@ -132,6 +132,10 @@ impl Served {
     pub async fn start(streams: Vec<PathBuf>, listen: &str) -> Served {
         let mut config = Config::new(streams);
         config.listen = listen.parse().unwrap();
+        Served::start_config(config).await
+    }
+
+    pub async fn start_config(config: Config) -> Served {
         let server = WebServer::bind(config).await.unwrap();
         let mut addr = server.local_addr().unwrap();
         if addr.ip().is_unspecified() {
