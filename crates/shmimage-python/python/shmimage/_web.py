@@ -20,13 +20,16 @@ import subprocess
 import tempfile
 import time
 import weakref
+from typing import IO, Optional, Union
+
+_Path = Union[str, "os.PathLike[str]"]
 
 __all__ = ["LiveView", "show"]
 
 _BINARY_ENV = "SHMIMAGE_BIN"
 
 
-def _find_binary(binary=None):
+def _find_binary(binary: Optional[str] = None) -> str:
     """The ``shmimage`` executable: the argument, $SHMIMAGE_BIN, or on PATH."""
     candidate = binary or os.environ.get(_BINARY_ENV)
     if candidate:
@@ -47,7 +50,7 @@ def _find_binary(binary=None):
     )
 
 
-def _stop(proc, log):
+def _stop(proc: "subprocess.Popen[bytes]", log: IO[bytes]) -> None:
     """Stop the server (closing its stdin asks it to exit) and reap it."""
     if proc.poll() is None:
         try:
@@ -75,7 +78,16 @@ class LiveView:
     collected and when this process exits.
     """
 
-    def __init__(self, *paths, quality=None, max_fps=None, width="100%", height=480, binary=None, timeout=15.0):
+    def __init__(
+        self,
+        *paths: _Path,
+        quality: Optional[int] = None,
+        max_fps: Optional[float] = None,
+        width: Union[int, str] = "100%",
+        height: Union[int, str] = 480,
+        binary: Optional[str] = None,
+        timeout: float = 15.0,
+    ) -> None:
         if not paths:
             raise ValueError("show() needs at least one stream path (or a directory of streams)")
         exe = _find_binary(binary)
@@ -100,7 +112,7 @@ class LiveView:
             raise
 
     @staticmethod
-    def _read_url(proc, log, timeout):
+    def _read_url(proc: "subprocess.Popen[bytes]", log: IO[bytes], timeout: float) -> str:
         deadline = time.monotonic() + timeout
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -122,37 +134,45 @@ class LiveView:
         return line.decode("utf-8").strip()
 
     @property
-    def pid(self):
+    def pid(self) -> int:
         """The server process id."""
         return self._proc.pid
 
     @property
-    def running(self):
+    def running(self) -> bool:
         """True while the server runs."""
         return self._proc.poll() is None
 
-    def close(self):
+    def close(self) -> None:
         """Stop the server (the iframe then shows nothing new)."""
         self._finalizer()
 
-    def __enter__(self):
+    def __enter__(self) -> "LiveView":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         w = self.width if isinstance(self.width, str) else "{}px".format(int(self.width))
         h = self.height if isinstance(self.height, str) else "{}px".format(int(self.height))
         return '<iframe src="{}" style="width:{};height:{};border:0" title="shmimage live view"></iframe>'.format(
             html.escape(self.url, quote=True), html.escape(w, quote=True), html.escape(h, quote=True)
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<shmimage.LiveView {} {}>".format(self.url, "running" if self.running else "closed")
 
 
-def show(*paths, **options):
+def show(
+    *paths: _Path,
+    quality: Optional[int] = None,
+    max_fps: Optional[float] = None,
+    width: Union[int, str] = "100%",
+    height: Union[int, str] = 480,
+    binary: Optional[str] = None,
+    timeout: float = 15.0,
+) -> LiveView:
     """Serve ``paths`` (stream files or directories of them) with ``shmimage
     web`` and return a :class:`LiveView`, which Jupyter displays inline.
 
@@ -162,4 +182,6 @@ def show(*paths, **options):
     for the server to start). Raises FileNotFoundError when the executable
     cannot be found and RuntimeError when the server cannot start.
     """
-    return LiveView(*paths, **options)
+    return LiveView(
+        *paths, quality=quality, max_fps=max_fps, width=width, height=height, binary=binary, timeout=timeout
+    )
