@@ -209,3 +209,28 @@ async fn several_streams_are_offered_in_a_list_to_pick_from() {
     drop(browser);
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bottom_up_frames_are_shown_upright() {
+    let _one = ONE_BROWSER.lock().await;
+    let stream = StreamPath::new("bottomup");
+    let _writer = Writer::start_spec(&format!("{}|{W}|{H}|20|RGBX8|bottomup", stream.0.display()));
+    let served = Served::start(vec![stream.0.clone()], "127.0.0.1:0").await;
+    let browser = Browser::launch();
+    let mut tab = browser.open(&served.url).await;
+    wait_frames(&mut tab, 2).await;
+    let rect = tab
+        .eval("(() => { const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left, r.top]; })()")
+        .await;
+    let (left, top) = (rect[0].as_f64().unwrap(), rect[1].as_f64().unwrap());
+    let shot = Shot::decode(&tab.screenshot().await);
+    // Red above blue, as written (upside down, red would be at the bottom).
+    for (x, y) in [(W / 4, H / 4 + STRIP), (W / 4, 3 * H / 4)] {
+        let want = quadrant_colour(W, H, x, y);
+        let got = shot.rgb((left + f64::from(x)) as u32, (top + f64::from(y)) as u32);
+        assert!(close(got, want), "({x},{y}): {got:?}, want {want:?}: the picture is upside down");
+    }
+    drop(tab);
+    drop(browser);
+    served.stop().await;
+}

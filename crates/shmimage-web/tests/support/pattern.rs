@@ -146,6 +146,8 @@ pub fn run_writer(spec: &str) {
         parts[4],
     );
     let textured = parts.get(5) == Some(&"textured");
+    // Rows stored bottom-up, flagged so (native only).
+    let bottom_up = parts.get(5) == Some(&"bottomup");
     let period = if fps == 0 { Duration::ZERO } else { Duration::from_secs_f64(1.0 / f64::from(fps)) };
     let mut rgb = Vec::new();
     let mut out = Vec::new();
@@ -168,7 +170,17 @@ pub fn run_writer(spec: &str) {
         let options = WriterOptions::for_frame(format, w, h).expect("writer options");
         let writer = native::Writer::open_or_create(path, &options).expect("open the stream as its writer");
         pre_laid = textured;
+        let mut flipped = Vec::new();
         Box::new(move |_, frame| {
+            let frame = if bottom_up {
+                flipped.clear();
+                for row in frame.chunks_exact(w as usize * 3).rev() {
+                    flipped.extend_from_slice(row);
+                }
+                &flipped[..]
+            } else {
+                frame
+            };
             let pixels = if pre_laid {
                 frame
             } else {
@@ -176,7 +188,8 @@ pub fn run_writer(spec: &str) {
                 &out
             };
             let capture = (native::now_mono_ns(), native::now_real_ns());
-            let info = FrameInfo { capture: Some(capture), ..Default::default() };
+            let flags = if bottom_up { native::flags::BOTTOM_UP } else { 0 };
+            let info = FrameInfo { capture: Some(capture), flags, ..Default::default() };
             writer.put(&desc, pixels, &info).expect("put a frame");
         })
     };
