@@ -274,9 +274,15 @@ fn two_threads_on_one_client_never_see_another_frames_pixels() {
 /// the parent's stream.
 #[test]
 fn a_fork_child_finds_its_streams_inert_and_leaves_the_parents_alone() {
+    for monitor_thread in [true, false] {
+        fork_once(ClientOptions { monitor_thread, ..Default::default() });
+    }
+}
+
+fn fork_once(options: ClientOptions) {
     let f = StreamFile::for_frame(8, 8).unwrap();
     let s = Server::create(f.path(), ServerOptions::default()).unwrap();
-    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), options).unwrap();
     s.put_frame(1, 8, 8, &[1; 192]).unwrap();
     let held = c.wait_frame(Some(HANG)).unwrap();
     // SAFETY: the child only calls the engine and _exit; the engine's fork
@@ -356,4 +362,97 @@ fn os_errors_keep_their_kind() {
     let e = Client::connect(dir.path(), no_thread()).unwrap_err();
     assert!(e.to_string().contains("directory"), "{e}");
     let _ = HEADER_SIZE;
+}
+
+/// A small tmpfs of our own (root only; elsewhere the test says so and
+/// passes only outside CI), unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount(bytes: u64) -> Option<SmallTmpfs> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={bytes},mode=0700")).unwrap();
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let r = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, opts.as_ptr().cast()) };
+        if r != 0 {
+            assert!(std::env::var_os("CI").is_none(), "CI must be able to mount a tmpfs (runs as root)");
+            eprintln!(
+                "NOTICE: cannot mount a tmpfs ({}); the full-file-system test is skipped",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(SmallTmpfs { dir })
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let target = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; MNT_DETACH never blocks.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Case 6: a full tmpfs is NO_SPACE at once, naming the sizes, and never a
+/// truncation: creating a file that cannot fit leaves nothing; a server on a
+/// sparse file that cannot get its pages is refused at start; a client that
+/// faults on a page the file system cannot supply says "no space".
+#[test]
+fn a_full_file_system_is_no_space_never_a_truncation() {
+    let Some(fs) = SmallTmpfs::mount(1 << 20) else { return };
+    let dir = fs.dir.path();
+    // Too large for the file system: refused before anything exists.
+    let e = StreamFile::create_at(dir.join("big.shm"), 4 << 20).unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(e.to_string().contains(&(4u64 << 20).to_string()), "{e}");
+    assert!(!dir.join("big.shm").exists());
+    // A sparse file (made by another tool), then the file system fills up.
+    let sparse = dir.join("sparse.shm");
+    std::fs::File::create(&sparse).unwrap().set_len(256 << 10).unwrap();
+    let filler = dir.join("filler");
+    let mut w = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![1u8; 64 << 10];
+    while std::io::Write::write_all(&mut w, &chunk).is_ok() {}
+    drop(w);
+    let e = Server::create(&sparse, ServerOptions::default()).unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(!e.to_string().contains("truncat"), "{e}");
+    // A client on it faults on its first state change: repaired by the SIGBUS
+    // guard and reported as no space, the file having its full size.
+    let c = Client::connect(&sparse, no_thread()).unwrap_or_else(|e| panic!("{e}"));
+    let e = c.lock().unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(!c.file_truncated());
+    drop(c);
+    std::fs::remove_file(&filler).unwrap();
+}
+
+/// A frame held across a server restart is over: the new server owns its
+/// buffer and may write it, so the frame answers StreamReset instead of
+/// showing the new server's pixels.
+#[test]
+fn a_frame_held_across_a_server_restart_answers_stream_reset() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    let fr = c.lock().unwrap();
+    drop(s);
+    let s2 = Server::create(f.path(), ServerOptions::default()).unwrap();
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable, "reconnects");
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    s2.put_frame(2, 8, 8, &[2; 192]).unwrap();
+    let fr2 = c.lock().unwrap();
+    assert_eq!((fr2.number(), fr2.pixels().unwrap()), (2, &[2u8; 192][..]));
+    assert_eq!(fr.unlock().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(fr2.pixels().unwrap(), &[2u8; 192][..], "the old frame's unlock did not touch the new one");
 }

@@ -210,6 +210,7 @@ impl Writer {
         desc.validate(sh.layout().slot_len())?;
         let start = Instant::now();
         let mut lossless_since: Option<Instant> = None;
+        let mut last_intact_check = u128::MAX;
         loop {
             sh.check()?;
             let seen = sh.header_u32(header::FREE_WORD).load(Ordering::SeqCst);
@@ -230,6 +231,10 @@ impl Writer {
                 let mut held = false;
                 for &mut i in order {
                     match slot::claim(sh.words(i)) {
+                        Claim::Claimed { .. } if sh.cut_short() => {
+                            // The words were the guard's zero pages: the file is gone under us.
+                            return Err(Error::FileTruncated { path: sh.path().to_owned() });
+                        }
                         Claim::Claimed { .. } => {
                             st.loaned[i as usize] = true;
                             st.slot_seq[i as usize] = 0;
@@ -275,6 +280,11 @@ impl Writer {
                 self.reap_dead_readers(&mut st, false);
             }
             let waited = start.elapsed();
+            if waited.as_millis() / 100 != last_intact_check {
+                // A slow path only: a file cut short under us ends the wait with an error.
+                last_intact_check = waited.as_millis() / 100;
+                sh.check_intact()?;
+            }
             if !only_pending && timeout.is_some_and(|t| waited >= t) {
                 self.state().stats.no_slot += 1;
                 return Err(Error::NoSlotAvailable);
@@ -515,6 +525,9 @@ impl WriteLoan {
         let lossless = sh.header_u64(header::LOSSLESS_MASK).load(Ordering::Acquire);
         slot::publish(sh.words(i), seq, lossless);
         sh.header_u64(header::LATEST).store(join_latest(seq, i), Ordering::Release);
+        if sh.cut_short() {
+            return Err(Error::FileTruncated { path: sh.path().to_owned() });
+        }
         st.slot_seq[i as usize] = seq;
         st.loaned[i as usize] = false;
         st.stats.frames += 1;
