@@ -79,8 +79,11 @@ pub struct FrameSource {
     reader: Reader,
     path: std::path::PathBuf,
     /// A 1.0 client that saw its writer go is replaced before the next read
-    /// (a native reader stays usable and sees the next writer itself).
+    /// (a native reader stays usable and sees the next writer itself, unless
+    /// the path now names another file).
     reopen: bool,
+    /// Device and inode of the file opened.
+    identity: Option<(u64, u64)>,
     /// Frames whose format the encoder does not take are converted here.
     scratch: Vec<u8>,
 }
@@ -89,7 +92,13 @@ impl FrameSource {
     /// Open the stream at `path` as one of its readers.
     pub fn open(path: &Path) -> Result<FrameSource, SourceError> {
         let reader = Reader::open(path, &ReaderOptions::default()).map_err(classify)?;
-        Ok(FrameSource { reader, path: path.to_path_buf(), reopen: false, scratch: Vec::new() })
+        Ok(FrameSource {
+            reader,
+            path: path.to_path_buf(),
+            reopen: false,
+            identity: identity(path),
+            scratch: Vec::new(),
+        })
     }
 
     /// Wait up to `timeout` for a frame newer than the last; hand it to `f`
@@ -100,6 +109,7 @@ impl FrameSource {
     pub fn next<R>(&mut self, timeout: Duration, f: impl FnOnce(&Picture<'_>) -> R) -> Result<Option<R>, SourceError> {
         if self.reopen {
             self.reader = Reader::open(&self.path, &ReaderOptions::default()).map_err(classify)?;
+            self.identity = identity(&self.path);
             self.reopen = false;
         }
         // 1.0 carries no capture time (the engine gives the read time): the
@@ -110,7 +120,10 @@ impl FrameSource {
             Err(native::Error::NoFrameAvailable) => return Ok(None),
             Err(e) => {
                 let e = classify(e);
-                self.reopen = matches!(e, SourceError::WriterGone) && !has_capture_time;
+                // A writer that comes back in a new file at the same path
+                // (deleted and created again) is only seen by opening again.
+                self.reopen = matches!(e, SourceError::WriterGone)
+                    && (!has_capture_time || identity(&self.path) != self.identity);
                 return Err(e);
             }
         };
@@ -186,6 +199,11 @@ fn display_pixels<'a>(frame: &'a ImageFrame, scratch: &'a mut Vec<u8>) -> Result
         #[allow(unreachable_patterns)]
         _ => None,
     })
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// True when `path` holds a stream this source can read (used to list a

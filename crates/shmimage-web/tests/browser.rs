@@ -149,9 +149,10 @@ async fn two_tabs_and_a_socket_share_one_reader() {
 async fn a_killed_writer_is_reported_and_a_restarted_one_resumes() {
     let _one = ONE_BROWSER.lock().await;
     let browser = Browser::launch();
-    // A native stream (its reader stays and sees the new writer) and a 1.0
-    // one (its one client is replaced).
-    for format in ["BGRX8", "ensight"] {
+    // A native stream (its reader stays and sees the new writer), one whose
+    // file is deleted and made again by the new writer, and a 1.0 one (its
+    // one client is replaced).
+    for (format, new_file) in [("BGRX8", false), ("BGRX8", true), ("ensight", false)] {
         let stream = StreamPath::new("gone");
         let writer = Writer::start(&stream.0, W, H, 20, format);
         let served = Served::start(vec![stream.0.clone()], "127.0.0.1:0").await;
@@ -166,6 +167,9 @@ async fn a_killed_writer_is_reported_and_a_restarted_one_resumes() {
         assert_eq!(frames(&mut tab).await, stalled, "{format}: no frames while the writer is gone");
 
         // A new writer process takes the stream over.
+        if new_file {
+            std::fs::remove_file(&stream.0).unwrap();
+        }
         let _writer = Writer::start(&stream.0, W, H, 20, format);
         wait_frames(&mut tab, 3).await;
         tab.wait_for("the status to clear", "window.shmimage.status", |v| v == "live").await;
