@@ -51,8 +51,15 @@ def test_show_serves_the_live_page(tmp_path):
         _get(view.url)
 
 
+class _HasPath:
+    """Stands for a stream object (Client, Server): only its path is used."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+
 def test_views_close_on_exit_of_the_with_block(tmp_path):
-    with show(tmp_path / "a.shm", tmp_path / "b.shm", binary=_binary(), quality=60, max_fps=10) as view:
+    with show(tmp_path / "a.shm", _HasPath(tmp_path / "b.shm"), binary=_binary(), quality=60, max_fps=10) as view:
         _, listing = _get(view.url + "api/streams")
         assert [s["name"] for s in json.loads(listing)] == ["a.shm", "b.shm"]
         pid = view.pid

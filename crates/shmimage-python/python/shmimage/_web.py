@@ -96,7 +96,8 @@ class LiveView:
             args += ["--quality", str(int(quality))]
         if max_fps is not None:
             args += ["--max-fps", str(float(max_fps))]
-        args += ["--"] + [os.path.abspath(os.fspath(p)) for p in paths]
+        # A Client, Server or Reader object stands for its stream file.
+        args += ["--"] + [os.path.abspath(os.fspath(getattr(p, "path", p))) for p in paths]
         self.width = width
         self.height = height
         log = tempfile.TemporaryFile()
@@ -173,8 +174,9 @@ def show(
     binary: Optional[str] = None,
     timeout: float = 15.0,
 ) -> LiveView:
-    """Serve ``paths`` (stream files or directories of them) with ``shmimage
-    web`` and return a :class:`LiveView`, which Jupyter displays inline.
+    """Serve ``paths`` (stream files, directories of them, or stream objects
+    with a ``path`` such as a ``Client``) with ``shmimage web`` and return a
+    :class:`LiveView`, which Jupyter displays inline.
 
     Options: ``quality`` (JPEG, 1-100), ``max_fps``, ``width`` and ``height``
     of the iframe (pixels or CSS text), ``binary`` (the ``shmimage``
