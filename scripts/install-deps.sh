@@ -12,6 +12,8 @@ pkgs=(build-essential pkg-config valgrind binutils xvfb x11-apps x11-utils)
 pkgs+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
        gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
        gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+# shmimage web: JPEG encoding (libjpeg-turbo) and the headless-browser tests.
+pkgs+=(libturbojpeg0-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,7 @@ mod receive;
 mod record;
 mod send;
 mod serve;
+mod web;
 mod x11_cmds;
 mod y4m;
 
@@ -71,6 +72,8 @@ enum Command {
     Send(send::SendArgs),
     /// Receive a stream from `shmimage send` into a local stream.
     Receive(receive::ReceiveArgs),
+    /// Watch streams live in a browser (HTTP + WebSocket, JPEG frames).
+    Web(web::WebArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Send(a) => send::run(a),
         Command::Receive(a) => receive::run(a),
+        Command::Web(a) => web::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
