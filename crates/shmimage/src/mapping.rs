@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::layout::{field, Header, Layout};
 use crate::state::{BufferState, Transition};
 
-mod sigbus;
+pub(crate) mod sigbus;
 mod stream_copy;
 
 /// An open, mapped stream file.
@@ -72,6 +72,18 @@ impl Mapping {
     /// directories (UNABLE_TO_OPEN_FILE) and files under 64 bytes (BAD_FILE_SIZE).
     pub(crate) fn open(path: &Path) -> Result<Mapping> {
         let (file, meta) = open_stream_file(path, true)?;
+        let mut head = [0u8; 8];
+        if std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).ok() == Some(8)
+            && head == crate::native::layout::MAGIC
+        {
+            return Err(Error::UnableToOpenFile {
+                path: path.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it is a native shmimage stream, not an EnSight 1.0 one; open it with shmimage::Reader/Writer",
+                ),
+            });
+        }
         let len = meta.len();
         let layout =
             Layout::for_file_len(len).ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;

@@ -291,3 +291,31 @@ fn engine_objects_are_send_and_sync_and_frames_and_loans_are_static() {
     send_sync::<shmimage::Writer>();
     send_sync::<shmimage::ImageFrame>();
 }
+
+#[test]
+fn a_file_cut_short_under_a_reader_and_a_writer_is_an_error_not_a_crash() {
+    let d = dir();
+    let p = d.path().join("s");
+    let w = Writer::create(&p, &opts(2, 1 << 16)).unwrap();
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 256, 256).unwrap();
+    w.put(&desc, &[7; 65536], &FrameInfo::default()).unwrap();
+    let held = r.read(SOON).unwrap();
+    // Another process cuts the file to its first page: slots and descriptors are gone.
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(4096).unwrap();
+    // The held frame's pixels read as zeros (the guard's pages), never a SIGBUS.
+    assert!(held.pixels().iter().all(|&b| b == 0 || b == 7));
+    drop(held);
+    let e = r.read(SOON).unwrap_err();
+    assert!(matches!(e, shmimage::native::Error::FileTruncated { .. }), "{e}");
+    let e = w.loan(&desc, Some(Duration::from_millis(200)));
+    assert!(e.is_err());
+    // A 1.0 peer refuses the native file with a clear error.
+    let d2 = dir();
+    let p2 = d2.path().join("n");
+    shmimage::native::create(&p2, &opts(2, 4096)).unwrap();
+    let e = shmimage::Client::connect(&p2, shmimage::ClientOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("native"), "{e}");
+    assert!(shmimage::Server::create(&p2, shmimage::ServerOptions::default()).is_err());
+    assert_eq!(detect_protocol(&p2).unwrap(), Protocol::Native, "and did not clobber it");
+}
