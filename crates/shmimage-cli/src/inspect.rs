@@ -5,12 +5,13 @@
 //! it is safe on a live stream, on a file nobody has open and on garbage.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
-use shmimage::Inspection;
+use shmimage::native;
+use shmimage::{Inspection, Protocol};
 
 use crate::output::{explain, human_bytes, install_stop_handler, parse_secs, sleep_unless_stopped, stopped, Out};
 use crate::output::{OutputArgs, Result};
@@ -42,7 +43,7 @@ pub struct InspectArgs {
 #[derive(Debug, Default)]
 struct Pace {
     /// (when, newest frame number) over the last couple of seconds.
-    samples: std::collections::VecDeque<(Instant, u32)>,
+    samples: std::collections::VecDeque<(Instant, u64)>,
     last_change: Option<Instant>,
     /// Frames that appeared while watched.
     frames: u64,
@@ -52,15 +53,14 @@ struct Pace {
 const PACE_WINDOW: Duration = Duration::from_secs(2);
 
 impl Pace {
-    fn observe(&mut self, newest: Option<u32>) {
+    fn observe(&mut self, newest: Option<u64>) {
         let now = Instant::now();
         let Some(n) = newest else { return };
         if let Some(&(_, prev)) = self.samples.back() {
-            let delta = n.wrapping_sub(prev);
-            if delta == 0 {
+            if n == prev {
                 // The same newest frame: nothing new since the last look.
-            } else if shmimage::layout::is_newer(n, prev) {
-                self.frames += u64::from(delta);
+            } else if n > prev {
+                self.frames += n - prev;
                 self.last_change = Some(now);
             } else {
                 // Numbers went back: a new server started over.
@@ -78,7 +78,7 @@ impl Pace {
     fn fps(&self) -> Option<f64> {
         let (&(t0, a), &(t1, b)) = (self.samples.front()?, self.samples.back()?);
         let dt = t1.duration_since(t0).as_secs_f64();
-        (dt > 0.0).then(|| f64::from(b.wrapping_sub(a)) / dt)
+        (dt > 0.0).then(|| b.saturating_sub(a) as f64 / dt)
     }
 
     /// Time since a new frame was last seen; `None` before one was.
@@ -99,10 +99,51 @@ impl Pace {
     }
 }
 
+/// A look at a stream file of either format.
+#[derive(Debug)]
+enum Snapshot {
+    Ensight(Inspection),
+    Native(PathBuf, native::Inspection),
+}
+
+impl Snapshot {
+    fn take(path: &Path) -> Result<Snapshot> {
+        match crate::endpoints::protocol_of(path) {
+            Some(Protocol::Native) => {
+                let n = native::inspect(path).map_err(|e| e.to_string())?;
+                Ok(Snapshot::Native(path.to_owned(), n))
+            }
+            _ => Ok(Snapshot::Ensight(shmimage::inspect(path).map_err(|e| explain(e, path))?)),
+        }
+    }
+
+    /// The newest frame's number (1.0) or sequence (native).
+    fn newest(&self) -> Option<u64> {
+        match self {
+            Snapshot::Ensight(s) => crate::list::newest_frame(s).map(u64::from),
+            Snapshot::Native(_, n) => (n.latest > 0).then_some(n.latest),
+        }
+    }
+
+    fn text(&self) -> Vec<String> {
+        match self {
+            Snapshot::Ensight(s) => to_text(s),
+            Snapshot::Native(p, n) => native_text(p, n),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Snapshot::Ensight(s) => to_json(s),
+            Snapshot::Native(p, n) => native_json(p, n),
+        }
+    }
+}
+
 pub fn run(a: InspectArgs) -> Result<()> {
     let out = Out::new(&a.output);
     // The first look decides the exit code: a wrong path fails at once.
-    let first = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file))?;
+    let first = Snapshot::take(&a.file)?;
     if !a.watch {
         show(&out, &first, None);
         return Ok(());
@@ -119,7 +160,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         }
         match &snap {
             Ok(s) => {
-                pace.observe(crate::list::newest_frame(s));
+                pace.observe(s.newest());
                 show(&out, s, Some(&pace));
             }
             // The file can vanish or shrink while watched; say so and go on.
@@ -140,20 +181,20 @@ pub fn run(a: InspectArgs) -> Result<()> {
             );
             return Ok(());
         }
-        snap = shmimage::inspect(&a.file).map_err(|e| explain(e, &a.file).to_string());
+        snap = Snapshot::take(&a.file).map_err(|e| e.to_string());
     }
 }
 
-fn show(out: &Out, s: &Inspection, pace: Option<&Pace>) {
+fn show(out: &Out, s: &Snapshot, pace: Option<&Pace>) {
     if out.json() {
-        let mut v = to_json(s);
+        let mut v = s.json();
         if let Some(p) = pace {
             v["fps"] = json!(p.fps());
             v["since_last_frame"] = json!(p.since_last().map(|d| d.as_secs_f64()));
         }
         out.record(&v);
     } else {
-        for line in to_text(s) {
+        for line in s.text() {
             out.line(line);
         }
         if let Some(p) = pace {
@@ -162,6 +203,101 @@ fn show(out: &Out, s: &Inspection, pace: Option<&Pace>) {
             }
         }
     }
+}
+
+/// One sentence on a native stream's state.
+pub(crate) fn native_summary(n: &native::Inspection) -> String {
+    match (n.writer_alive, n.readers.len(), n.latest) {
+        (true, 0, _) => "writer running, no reader yet".to_owned(),
+        (true, r, _) => format!("streaming: a writer and {r} reader(s)"),
+        (false, 0, 0) => "new: no frame written yet, no writer or reader running".to_owned(),
+        (false, 0, _) => "idle: the writer and readers are gone".to_owned(),
+        (false, r, _) => format!("{r} reader(s) waiting; no writer running (it exited or has not started)"),
+    }
+}
+
+fn native_text(p: &Path, n: &native::Inspection) -> Vec<String> {
+    let writer = if n.writer_alive {
+        format!("alive (pid {}), epoch {}", n.writer_pid, n.epoch)
+    } else {
+        format!("not running (epoch {})", n.epoch)
+    };
+    let mut lines = vec![
+        format!("file      {}", p.display()),
+        "protocol  native".to_owned(),
+        format!(
+            "size      {} bytes ({}); {} slots of {} bytes, {} bytes of metadata each",
+            n.file_len,
+            human_bytes(n.file_len),
+            n.slots,
+            n.slot_bytes,
+            n.metadata_bytes
+        ),
+        format!("writer    {writer}"),
+        format!("latest    {}", if n.latest == 0 { "no frame yet".to_owned() } else { format!("frame {}", n.latest) }),
+    ];
+    for (i, sl) in n.slot_info.iter().enumerate() {
+        let what = match (sl.writing, sl.sequence) {
+            (true, _) => "being written".to_owned(),
+            (false, None) => "empty".to_owned(),
+            (false, Some(seq)) => format!(
+                "frame {seq} {}x{} {}",
+                sl.width,
+                sl.height,
+                sl.format.map_or_else(|| "(unknown format)".to_owned(), |f| f.name().to_owned())
+            ),
+        };
+        lines.push(format!("slot {i:<4} {what}; held by {}, pending for {}", sl.holders, sl.pending));
+    }
+    if n.readers.is_empty() {
+        lines.push("readers   none".to_owned());
+    }
+    for r in &n.readers {
+        lines.push(format!(
+            "reader {:<2} pid {}, {}, read {}, missed {}, last frame {}",
+            r.index,
+            r.pid,
+            if r.lossless { "lossless" } else { "newest" },
+            r.frames,
+            r.missed,
+            r.last_seq
+        ));
+    }
+    lines.push(format!("summary   {}", native_summary(n)));
+    lines
+}
+
+fn native_json(p: &Path, n: &native::Inspection) -> Value {
+    json!({
+        "path": p.display().to_string(),
+        "protocol": "native",
+        "file_len": n.file_len,
+        "slots": n.slots,
+        "slot_bytes": n.slot_bytes,
+        "metadata_bytes": n.metadata_bytes,
+        "epoch": n.epoch,
+        "writer_alive": n.writer_alive,
+        "writer_pid": (n.writer_pid != 0).then_some(n.writer_pid),
+        "latest": n.latest,
+        "summary": native_summary(n),
+        "slot_info": n.slot_info.iter().map(|s| json!({
+            "sequence": s.sequence,
+            "writing": s.writing,
+            "holders": s.holders,
+            "pending": s.pending,
+            "format": s.format.map(|f| f.name()),
+            "width": s.width,
+            "height": s.height,
+        })).collect::<Vec<_>>(),
+        "readers": n.readers.iter().map(|r| json!({
+            "index": r.index,
+            "pid": r.pid,
+            "lossless": r.lossless,
+            "last_seq": r.last_seq,
+            "missed": r.missed,
+            "frames": r.frames,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn liveness(v: Option<bool>) -> &'static str {
@@ -217,8 +353,16 @@ fn to_json(s: &Inspection) -> Value {
             })
         })
         .collect();
+    // The one client of a 1.0 stream, when alive, as the readers array.
+    let readers: Vec<Value> = if s.client_alive == Some(true) {
+        vec![json!({"pid": null, "lossless": null, "missed": null})]
+    } else {
+        vec![]
+    };
     json!({
         "path": s.path.display().to_string(),
+        "protocol": "ensight-1.0",
+        "readers": readers,
         "file_len": s.layout.file_len(),
         "capacity": s.layout.capacity(),
         "server_alive": s.server_alive,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{json, Value};
-use shmimage::Inspection;
+use shmimage::{Inspection, Protocol};
 
 use crate::output::{human_bytes, parse_secs, warn, Out, OutputArgs, Result};
 
@@ -64,41 +64,41 @@ pub struct CleanArgs {
 #[derive(Debug)]
 struct Found {
     path: PathBuf,
-    protocol: &'static str,
+    protocol: Protocol,
     len: u64,
-    inspection: Option<Inspection>,
     state: String,
+    /// A peer holds its liveness lock now (server, client, writer, reader).
+    live: bool,
+    /// Never written to: a new file waiting for its first server or writer.
+    blank: bool,
+    /// The newest frame's number or sequence, for the live rate.
+    newest: Option<u64>,
+    /// Protocol-specific facts for JSON.
+    facts: Value,
     pids: Vec<(u32, String)>,
     fps: Option<f64>,
 }
 
 impl Found {
-    fn live_peer(&self) -> bool {
-        self.inspection.as_ref().is_some_and(|i| i.server_alive == Some(true) || i.client_alive == Some(true))
-    }
-
-    fn blank(&self) -> bool {
-        self.inspection.as_ref().is_some_and(Inspection::is_blank)
-    }
-
     fn stale(&self) -> bool {
-        !self.live_peer() && self.pids.is_empty() && !self.blank()
+        !self.live && self.pids.is_empty() && !self.blank
     }
 
     fn to_json(&self) -> Value {
-        let i = self.inspection.as_ref();
-        json!({
+        let mut v = json!({
             "path": self.path.display().to_string(),
-            "protocol": self.protocol,
+            "protocol": self.protocol.name(),
             "file_len": self.len,
             "state": self.state,
-            "server_alive": i.and_then(|i| i.server_alive),
-            "client_alive": i.and_then(|i| i.client_alive),
             "pids": self.pids.iter().map(|(p, name)| json!({"pid": p, "name": name})).collect::<Vec<_>>(),
             "fps": self.fps,
-            "unused": self.blank(),
+            "unused": self.blank,
             "stale": self.stale(),
-        })
+        });
+        if let (Value::Object(m), Value::Object(f)) = (&mut v, &self.facts) {
+            m.extend(f.clone());
+        }
+        v
     }
 }
 
@@ -185,28 +185,76 @@ pub(crate) fn newest_frame(i: &Inspection) -> Option<u32> {
 /// Decode one candidate; `None` when it is not a stream file.
 fn examine(path: &Path, open: &HashMap<PathBuf, Vec<(u32, String)>>) -> Option<Found> {
     let meta = std::fs::symlink_metadata(path).ok()?;
-    let inspection = shmimage::inspect(path).ok()?;
-    // Both state words must be states and each header blank or a band the
-    // file can hold: a random file fails this.
-    let plausible = inspection
-        .buffers
-        .iter()
-        .all(|b| b.state().is_some() && (b.band.is_ok() || (b.header == shmimage::layout::Header::default())));
-    if !plausible {
-        return None;
-    }
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let mut pids = open.get(&canonical).cloned().unwrap_or_default();
     pids.sort_unstable();
-    Some(Found {
+    let protocol = shmimage::detect_protocol(path).ok()?;
+    let found = |state, live, blank, newest, facts, pids: Vec<(u32, String)>| Found {
         path: path.to_owned(),
-        protocol: "ensight-1.0",
+        protocol,
         len: meta.len(),
-        state: inspection.diagnose().to_string(),
-        inspection: Some(inspection),
+        state,
+        live,
+        blank,
+        newest,
+        facts,
         pids,
         fps: None,
-    })
+    };
+    match protocol {
+        Protocol::Native => {
+            // The magic says native; a damaged one still shows, with why.
+            let n = match shmimage::native::inspect(path) {
+                Ok(n) => n,
+                Err(e) => return Some(found(format!("damaged: {e}"), false, false, None, json!({}), pids)),
+            };
+            let live = n.writer_alive || !n.readers.is_empty();
+            // A native writer or reader need not keep the file open: the
+            // stream's own records name them too.
+            let mut named: Vec<u32> = n.readers.iter().map(|r| r.pid).collect();
+            if n.writer_alive && n.writer_pid != 0 {
+                named.push(n.writer_pid);
+            }
+            for pid in named {
+                if !pids.iter().any(|(p, _)| *p == pid) {
+                    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    pids.push((pid, name.trim().to_owned()));
+                }
+            }
+            pids.sort_unstable();
+            let facts = json!({
+                "writer_alive": n.writer_alive,
+                "writer_pid": (n.writer_pid != 0).then_some(n.writer_pid),
+                "readers": n.readers.iter().map(|r| json!({"pid": r.pid, "lossless": r.lossless})).collect::<Vec<_>>(),
+            });
+            let newest = (n.latest > 0).then_some(n.latest);
+            Some(found(crate::inspect::native_summary(&n), live, n.latest == 0 && n.epoch <= 1, newest, facts, pids))
+        }
+        Protocol::Ensight1 => {
+            let i = shmimage::inspect(path).ok()?;
+            // 1.0 has no magic: both state words must be states and each
+            // header blank or a band the file can hold; a random file fails.
+            let plausible = i
+                .buffers
+                .iter()
+                .all(|b| b.state().is_some() && (b.band.is_ok() || (b.header == shmimage::layout::Header::default())));
+            if !plausible {
+                return None;
+            }
+            let live = i.server_alive == Some(true) || i.client_alive == Some(true);
+            let facts = json!({"server_alive": i.server_alive, "client_alive": i.client_alive});
+            let newest = newest_frame(&i).map(u64::from);
+            Some(found(i.diagnose().to_string(), live, i.is_blank(), newest, facts, pids))
+        }
+    }
+}
+
+/// The newest frame of this file now, read again.
+fn newest_now(f: &Found) -> Option<u64> {
+    match f.protocol {
+        Protocol::Native => shmimage::native::inspect(&f.path).ok().map(|n| n.latest),
+        Protocol::Ensight1 => shmimage::inspect(&f.path).ok().as_ref().and_then(newest_frame).map(u64::from),
+    }
 }
 
 /// Find, decode and (for `sample` > 0) time every stream file in `dirs`.
@@ -215,18 +263,17 @@ fn find(dirs: &[PathBuf], sample: Duration) -> Result<Vec<Found>> {
     let dirs = if explicit { dirs.to_vec() } else { default_dirs() };
     let open = open_files();
     let mut found: Vec<Found> = candidates(&dirs, explicit)?.iter().filter_map(|p| examine(p, &open)).collect();
-    let live: Vec<usize> = (0..found.len()).filter(|&k| found[k].live_peer()).collect();
+    let live: Vec<usize> = (0..found.len()).filter(|&k| found[k].live).collect();
     if !sample.is_zero() && !live.is_empty() {
         // One pause for all files: the rate is frames numbered in between.
-        let before: Vec<(Option<u32>, Instant)> =
-            live.iter().map(|&k| (found[k].inspection.as_ref().and_then(newest_frame), Instant::now())).collect();
+        let t0 = Instant::now();
         std::thread::sleep(sample);
-        for (&k, (first, t0)) in live.iter().zip(before) {
-            let now = shmimage::inspect(&found[k].path).ok();
-            let last = now.as_ref().and_then(newest_frame);
+        for &k in &live {
+            let last = newest_now(&found[k]);
             let dt = t0.elapsed().as_secs_f64();
-            found[k].fps = Some(match (first, last) {
-                (Some(a), Some(b)) if dt > 0.0 => f64::from(b.wrapping_sub(a)) / dt,
+            found[k].fps = Some(match (found[k].newest, last) {
+                (Some(a), Some(b)) if dt > 0.0 && b >= a => (b - a) as f64 / dt,
+                (None, Some(b)) if dt > 0.0 => b as f64 / dt,
                 _ => 0.0,
             });
         }
@@ -250,13 +297,13 @@ pub fn list(a: ListArgs) -> Result<()> {
         out.record(&v);
         let tag = if f.stale() {
             " [stale]"
-        } else if f.blank() {
+        } else if f.blank {
             " [unused]"
         } else {
             ""
         };
         out.line(format!("{}{tag}", f.path.display()));
-        out.line(format!("  {}, {} ({} bytes)", f.protocol, human_bytes(f.len), f.len));
+        out.line(format!("  {}, {} ({} bytes)", f.protocol.name(), human_bytes(f.len), f.len));
         out.line(format!("  state  {}", f.state));
         if let Some(fps) = f.fps {
             out.line(format!("  rate   {fps:.1} frames/s"));

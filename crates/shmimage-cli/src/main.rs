@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bridge;
 mod create;
 mod demo;
+mod endpoints;
 mod inspect;
 mod list;
 mod output;
 mod receive;
+mod pixels;
 mod record;
 mod send;
 mod serve;
@@ -65,6 +68,9 @@ enum Command {
     Capture(x11_cmds::CaptureArgs),
     /// Print what the X server offers: MIT-SHM, version, shared pixmaps, visual.
     X11Info(x11_cmds::X11InfoArgs),
+    /// Read an EnSight 1.0 stream as its one client and republish it as a
+    /// native stream for any number of readers.
+    Bridge(bridge::BridgeArgs),
     /// Run the end-to-end benchmark suite (shmimage vs memcpy, sockets,
     /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
     Bench(bench::BenchArgs),
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         Command::View(a) => x11_cmds::view(a),
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),
+        Command::Bridge(a) => bridge::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Send(a) => send::run(a),
         Command::Receive(a) => receive::run(a),

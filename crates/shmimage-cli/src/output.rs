@@ -329,8 +329,10 @@ impl Flow {
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Write end of the pipe the signal handler wakes the canceller thread with.
 static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
-/// The engine objects whose waits one Ctrl-C must end.
-static CANCELLERS: Mutex<Vec<shmimage::Canceller>> = Mutex::new(Vec::new());
+/// What one Ctrl-C must do to end the engine's waits: cancel (1.0 ends) or
+/// close (native ends, which have no separate cancel).
+type StopAction = Box<dyn Fn() + Send>;
+static CANCELLERS: Mutex<Vec<StopAction>> = Mutex::new(Vec::new());
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
@@ -391,16 +393,21 @@ pub fn install_stop_handler() {
 
 fn cancel_all() {
     if let Ok(list) = CANCELLERS.lock() {
-        for c in list.iter() {
-            c.cancel();
+        for stop in list.iter() {
+            stop();
         }
     }
 }
 
 /// Have Ctrl-C end the waits of the object `c` cancels (a server or client).
 pub fn cancel_on_stop(c: shmimage::Canceller) {
+    on_stop(move || c.cancel());
+}
+
+/// Have Ctrl-C run `f` (e.g. close a native reader, which ends its waits).
+pub fn on_stop(f: impl Fn() + Send + 'static) {
     if let Ok(mut list) = CANCELLERS.lock() {
-        list.push(c);
+        list.push(Box::new(f));
     }
     if stopped() {
         cancel_all();

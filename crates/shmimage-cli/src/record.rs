@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use shmimage::{Client, ClientOptions, Error as StreamError};
+use shmimage::native::PixelFormat;
 
-use crate::output::{cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out};
+use crate::endpoints::{Ended, Input};
+use crate::output::{install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out};
 use crate::output::{OutputArgs, Result};
 use crate::y4m::Y4mWriter;
 
@@ -48,6 +49,10 @@ pub struct RecordArgs {
     /// Write raw RGB (.rgb files, or bytes on stdout) instead of PNG / y4m.
     #[arg(long)]
     pub raw: bool,
+    /// Ask for every frame (native streams: the writer waits, within bounds,
+    /// for this reader; 1.0 streams need `serve --lossless` instead).
+    #[arg(long)]
+    pub lossless: bool,
     /// The frame rate written into the y4m header with --out - (the stream
     /// itself has none).
     #[arg(long, default_value = "30", value_parser = parse_fps, value_name = "N")]
@@ -65,15 +70,16 @@ pub struct RecordArgs {
     pub output: OutputArgs,
 }
 
-fn write_png(path: &Path, w: u32, h: u32, rgb: &[u8]) -> std::result::Result<(), String> {
+fn write_png(path: &Path, w: u32, h: u32, format: PixelFormat, packed: &[u8]) -> std::result::Result<(), String> {
+    let (color, depth, rows) = crate::pixels::for_png(format, packed)?;
     let f = File::create(path).map_err(|e| e.to_string())?;
     let mut enc = png::Encoder::new(BufWriter::new(f), w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
+    enc.set_color(color);
+    enc.set_depth(depth);
     // Recording keeps up with a live stream; file size matters less.
     enc.set_compression(png::Compression::Fast);
     let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.write_image_data(&rows).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())
 }
 
@@ -85,16 +91,18 @@ fn write_raw(path: &Path, rgb: &[u8]) -> std::result::Result<(), String> {
 /// A frame handed to the writer thread.
 struct Job {
     path: PathBuf,
-    number: u32,
+    number: u64,
+    format: PixelFormat,
     width: u32,
     height: u32,
+    /// Packed rows (no padding), plane after plane.
     pixels: Vec<u8>,
 }
 
 /// A frame written (its pixels went back for reuse).
 struct Written {
     path: PathBuf,
-    number: u32,
+    number: u64,
     width: u32,
     height: u32,
 }
@@ -146,7 +154,7 @@ struct StdoutFrames {
 }
 
 impl StdoutFrames {
-    fn write(&mut self, w: u32, h: u32, rgb: &[u8]) -> std::result::Result<(), String> {
+    fn write(&mut self, w: u32, h: u32, format: PixelFormat, packed: &[u8]) -> std::result::Result<(), String> {
         match self.size {
             Some(s) if s != (w, h) => {
                 return Err(format!(
@@ -165,8 +173,8 @@ impl StdoutFrames {
             }
         }
         let r = match &mut self.y4m {
-            Some(y) => y.write(rgb).map_err(|e| e.to_string()),
-            None => self.out.write_all(rgb).map_err(|e| e.to_string()),
+            Some(y) => y.write(&crate::pixels::to_rgb8(format, packed)?).map_err(|e| e.to_string()),
+            None => self.out.write_all(packed).map_err(|e| e.to_string()),
         };
         r.map_err(|e| format!("writing to standard output: {e}"))
     }
@@ -209,11 +217,11 @@ fn spawn_writer(sink: Sink) -> Writer {
         };
         for job in job_rx {
             let r = match (&mut stdout, sink) {
-                (Some(s), _) => s.write(job.width, job.height, &job.pixels).and_then(|()| s.flush()),
+                (Some(s), _) => s.write(job.width, job.height, job.format, &job.pixels).and_then(|()| s.flush()),
                 (None, Sink::RawFiles) => {
                     write_raw(&job.path, &job.pixels).map_err(|e| format!("cannot write {}: {e}", job.path.display()))
                 }
-                (None, _) => write_png(&job.path, job.width, job.height, &job.pixels)
+                (None, _) => write_png(&job.path, job.width, job.height, job.format, &job.pixels)
                     .map_err(|e| format!("cannot write {}: {e}", job.path.display())),
             };
             let failed = r.is_err();
@@ -241,8 +249,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
         std::fs::create_dir_all(&a.out)
             .map_err(|e| format!("cannot create the output folder {}: {e}", a.out.display()))?;
     }
-    let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
-    cancel_on_stop(client.canceller());
+    let input = Input::open(&a.file, a.lossless)?;
     let name = a.file.display().to_string();
     let (sink, what) = match (to_stdout, a.raw) {
         (true, true) => (Sink::Stdout { y4m: false, fps: a.fps }, "standard output (raw RGB)".to_owned()),
@@ -258,7 +265,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
     let (mut queued, mut missed) = (0u64, 0u64);
     let mut flow = Flow::new();
     let mut tally = Tally::default();
-    let mut last_number: Option<u32> = None;
+    let mut last_number: Option<u64> = None;
     let mut last_frame_at = Instant::now();
 
     let mut outcome: Result<()> = loop {
@@ -270,49 +277,54 @@ pub fn run(a: RecordArgs) -> Result<()> {
         }
         // The engine's wait, up to the --timeout deadline; Ctrl-C cancels it.
         let left = a.timeout.saturating_sub(last_frame_at.elapsed());
-        let job = match client.wait_frame(Some(left)) {
+        let job = match input.read(&a.file, Some(left)) {
             Ok(frame) => {
                 flow.tick();
-                let info = frame.info();
-                if let Some(prev) = last_number {
-                    // Frames the server published that this client never
-                    // locked (the protocol hands out the newest frame only).
-                    missed += u64::from(info.number.wrapping_sub(prev).wrapping_sub(1).min(1 << 20));
-                }
-                last_number = Some(info.number);
-                // Copy out and unlock at once; the writer thread encodes.
+                // Frames the writer published that this reader never took
+                // (a 1.0 client gets the newest frame only).
+                missed += frame.skipped_since(last_number);
+                let number = frame.number();
+                last_number = Some(number);
+                // Copy out and release at once; the writer thread encodes.
                 if (flow.frames() - 1) % a.every == 0 {
                     let mut pixels = spare_rx.try_recv().unwrap_or_default();
-                    pixels.clear();
-                    match frame.pixels() {
-                        Ok(px) => pixels.extend_from_slice(px),
-                        Err(e) => break Err(explain(e, &a.file)),
+                    if let Err(e) = frame.packed_into(&mut pixels) {
+                        break Err(format!("{name}: frame {number}: {e}").into());
                     }
-                    let path = if to_stdout {
-                        PathBuf::from("-")
-                    } else {
-                        a.out.join(format!("frame-{:06}.{ext}", info.number))
-                    };
-                    Some(Job { path, number: info.number, width: info.width, height: info.height, pixels })
+                    let path =
+                        if to_stdout { PathBuf::from("-") } else { a.out.join(format!("frame-{number:06}.{ext}")) };
+                    let (format, width, height) = (frame.format(), frame.width(), frame.height());
+                    Some(Job { path, number, format, width, height, pixels })
                 } else {
                     None
                 }
             }
-            Err(_) if stopped() => break Ok(()),
-            Err(StreamError::NoFrameAvailable) => {
+            Err(Ended::Stopped) => break Ok(()),
+            Err(Ended::Timeout) => {
                 let quiet_for = last_frame_at.elapsed();
-                if quiet_for >= a.timeout {
-                    let what = if flow.frames() == 0 { "no frame arrived" } else { "no new frame arrived" };
+                let what = if flow.frames() == 0 { "no frame arrived" } else { "no new frame arrived" };
+                break Err(format!(
+                    "{what} on {name} for {:.1} s (--timeout); is a server running? \
+                     `shmimage inspect {name}` shows the stream's state",
+                    quiet_for.as_secs_f64()
+                )
+                .into());
+            }
+            // No writer yet (a new native file, or its writer restarts):
+            // wait for one, within --timeout, as a 1.0 client waits for its server.
+            Err(Ended::PeerGone) if flow.frames() == 0 => {
+                if last_frame_at.elapsed() >= a.timeout {
                     break Err(format!(
-                        "{what} on {name} for {:.1} s (--timeout); is a server running? \
-                         `shmimage inspect {name}` shows the stream's state",
-                        quiet_for.as_secs_f64()
+                        "no frame arrived on {name} for {:.1} s (--timeout): no writer is running",
+                        a.timeout.as_secs_f64()
                     )
                     .into());
                 }
+                status.update(0, || format!("waiting for a writer on {name}"));
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            Err(StreamError::ServerGone { .. }) => {
+            Err(Ended::PeerGone) => {
                 if a.count.is_none() && queued > 0 {
                     status.event("server_left", format!("the server of {name} exited; stream ended"), json!({}));
                     break Ok(());
@@ -322,7 +334,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
                     format!("the server of {name} exited after {queued} frame(s) were recorded{expected}").into()
                 );
             }
-            Err(e) => break Err(explain(e, &a.file)),
+            Err(Ended::Failed(e)) => break Err(e),
         };
         last_frame_at = Instant::now();
         let Some(job) = job else { continue };
@@ -352,7 +364,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
         outcome = outcome.and(Err("the writer thread panicked".into()));
     }
     status.finish();
-    client.close();
+    input.close();
     let saved = tally.saved;
     let file_name = |p: &PathBuf| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let range = match (&tally.first_file, &tally.last_file) {
@@ -368,6 +380,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
     v["saved"] = json!(saved);
     v["received"] = json!(flow.frames());
     v["skipped"] = json!(missed);
+    v["protocol"] = json!(input.protocol().name());
     out.done(
         format!("recorded {saved} frame(s) into {into}{range}: received {}, {missed} skipped", flow.describe()),
         v,

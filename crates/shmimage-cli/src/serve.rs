@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use shmimage::layout::file_len_for_frame;
-use shmimage::{Error as StreamError, Server, ServerOptions, StreamFile};
+use shmimage::native::{FrameDesc, PixelFormat};
+use shmimage::StreamFile;
 
-use crate::output::{cancel_on_stop, stopped, Flow, Out, OutputArgs, Result};
+use crate::endpoints::{Ended, Output, Put};
 use crate::output::{
     explain, human_bytes, install_stop_handler, parse_fps, parse_secs, parse_wxh, sleep_unless_stopped,
 };
+use crate::output::{stopped, Flow, Out, OutputArgs, Result};
 use crate::y4m::Y4mReader;
 
 #[derive(Debug, Args)]
@@ -73,6 +75,13 @@ pub struct ServeArgs {
     /// it never skips a frame (for frames that fit in one buffer).
     #[arg(long)]
     pub lossless: bool,
+    /// When FILE does not exist: create an EnSight 1.0 stream file instead
+    /// of a native one.
+    #[arg(long)]
+    pub ensight: bool,
+    /// When FILE does not exist: slots of the new native stream (2..64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=64), conflicts_with = "ensight")]
+    pub slots: u32,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -134,6 +143,16 @@ impl Source {
             Source::Y4m { reader, .. } => vec![reader.size()],
             Source::Png { files, .. } => files.iter().map(|f| png_size(f)).collect::<Result<_>>()?,
         })
+    }
+
+    /// The slot size that carries every frame of this source (packed RGB8).
+    fn slot_bytes(&self) -> Result<u64> {
+        let mut max = 0;
+        for (w, h) in self.sizes()? {
+            let d = FrameDesc::packed(PixelFormat::Rgb8, w, h).map_err(|e| format!("{w}x{h}: {e}"))?;
+            max = max.max(d.len());
+        }
+        Ok(max)
     }
 
     /// The file length that carries every frame of this source in one band.
@@ -313,14 +332,14 @@ fn no_client(path: &Path, waited: Duration) -> Box<dyn std::error::Error> {
 }
 
 /// Refuse, before any client connects, frames that cannot travel through
-/// this file at all (one row larger than a buffer).
-fn check_fits(source: &Source, path: &Path, capacity: u64) -> Result<()> {
+/// this file at all (a 1.0 row larger than a buffer, a native frame larger
+/// than a slot).
+fn check_fits(source: &Source, path: &Path, stream: &Output) -> Result<()> {
     for (w, h) in source.sizes()? {
-        let row = shmimage::layout::row_bytes(w).unwrap_or(u64::MAX);
-        if row > capacity {
+        if let Err(why) = stream.check_fits(w, h, PixelFormat::Rgb8) {
             return Err(format!(
-                "{w}x{h} frames cannot travel through {}: one row needs {row} bytes and a buffer holds \
-                 {capacity}; make a file for them, e.g. `shmimage create NEWFILE --max {w}x{h}`",
+                "{w}x{h} frames cannot travel through {}: {why}; make a file for them, e.g. \
+                 `shmimage create NEWFILE --max {w}x{h}`",
                 path.display()
             )
             .into());
@@ -381,22 +400,36 @@ pub fn run(a: ServeArgs) -> Result<()> {
 
     check_memory(&source)?;
     let name = a.file.display().to_string();
-    if std::fs::symlink_metadata(&a.file).is_err() {
-        let len = source.file_len()?;
-        StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+    let stream = if std::fs::symlink_metadata(&a.file).is_err() {
+        // A new file: native unless --ensight, sized for every frame of
+        // the source in one slot (1.0: one band).
+        let (stream, len) = if a.ensight {
+            let len = source.file_len()?;
+            StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+            (Output::open(&a.file, a.flip)?, len)
+        } else {
+            let slot = source.slot_bytes()?;
+            let s = Output::create_native(&a.file, a.slots, slot, a.flip)?;
+            (s, std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0))
+        };
         out.event(
             "created",
-            format!("created {name} ({len} bytes, mode 0600)"),
-            json!({"path": name, "file_len": len}),
+            format!("created {name} ({}, {len} bytes, mode 0600)", stream.protocol()),
+            json!({"path": name, "file_len": len, "protocol": stream.protocol().name()}),
         );
-    }
-    let options = ServerOptions { flip_vertical: a.flip, ..ServerOptions::default() };
-    let server = Server::create(&a.file, options).map_err(|e| explain(e, &a.file))?;
-    cancel_on_stop(server.canceller());
-    check_fits(&source, &a.file, server.capacity())?;
+        stream
+    } else {
+        Output::open(&a.file, a.flip)?
+    };
+    check_fits(&source, &a.file, &stream)?;
+    let peer = match stream.protocol() {
+        shmimage::Protocol::Ensight1 => "a client",
+        shmimage::Protocol::Native => "a reader",
+    };
 
     out.line(format!(
-        "serving {name}: {}, {}",
+        "serving {name} ({}): {}, {}",
+        stream.protocol(),
         source.describe(),
         if fps > 0.0 { format!("{fps} frames/s") } else { "as fast as possible".into() }
     ));
@@ -411,6 +444,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let mut next_due = Instant::now();
     let mut connected = false;
     let mut warned_banded = false;
+    let mut last_seq = 0;
 
     let outcome: Result<()> = 'frames: loop {
         if stopped() || a.count.is_some_and(|c| flow.frames() >= c) {
@@ -424,26 +458,26 @@ pub fn run(a: ServeArgs) -> Result<()> {
             Err(e) => break Err(e),
         };
         number = number.wrapping_add(1);
-        if server.is_unconnected() && wait_client != Some(Duration::ZERO) {
+        if !stream.has_peer() && wait_client != Some(Duration::ZERO) {
             if connected {
                 connected = false;
-                status.event("client_left", "client left", json!({"sent": flow.frames()}));
+                status.event("client_left", format!("{peer} left"), json!({"sent": flow.frames()}));
             }
-            status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
+            status.event("waiting", format!("waiting for {peer} on {name}"), json!({"path": name}));
             let since = Instant::now();
-            // The engine's wait: ended by a client, the deadline or Ctrl-C.
-            match server.wait_for_client(wait_client) {
+            // The engine's wait: ended by a peer, the deadline or Ctrl-C.
+            match stream.wait_for_peer(&a.file, wait_client) {
                 Ok(()) => {}
-                Err(_) if stopped() => break 'frames Ok(()),
-                Err(StreamError::Unconnected) => break 'frames Err(no_client(&a.file, since.elapsed())),
-                Err(e) => break 'frames Err(explain(e, &a.file)),
+                Err(Ended::Stopped) => break 'frames Ok(()),
+                Err(Ended::Failed(e)) => break 'frames Err(e),
+                Err(_) => break 'frames Err(no_client(&a.file, since.elapsed())),
             }
             // Pace from the moment a client is there, not from before.
             next_due = Instant::now();
         }
-        if !connected && !server.is_unconnected() {
+        if !connected && stream.has_peer() {
             connected = true;
-            status.event("connected", "client connected", json!({}));
+            status.event("connected", format!("{peer} connected"), json!({}));
         }
         if let Some(p) = period {
             let now = Instant::now();
@@ -455,32 +489,42 @@ pub fn run(a: ServeArgs) -> Result<()> {
         }
         // Wait for a free buffer rather than drop the frame: the client
         // holds both only briefly. Ctrl-C and a departing client end the wait
-        // (put_frame then says which).
-        if server.wait_for_buffer(None).is_err() && stopped() {
+        // (put then says which).
+        stream.wait_ready();
+        if stopped() {
             break Ok(());
         }
-        if a.lossless && !warned_banded && (buf.len() as u64) > server.capacity() {
+        if a.lossless
+            && !warned_banded
+            && stream.protocol() == shmimage::Protocol::Ensight1
+            && (buf.len() as u64) > stream.capacity()
+        {
             // The client assembles banded frames in its own memory, out of
             // the server's sight, so nothing in the file says it took one.
             warned_banded = true;
             status.warn(format!(
                 "{w}x{h} frames travel in bands in {name} ({} bytes per buffer); --lossless cannot stop \
                  a client skipping them; `shmimage create NEWFILE --max {w}x{h}` makes a file where it can",
-                server.capacity()
+                stream.capacity()
             ));
         }
-        match server.put_frame(number, w, h, &buf) {
-            Ok(()) => {
+        let desc = match FrameDesc::packed(PixelFormat::Rgb8, w, h) {
+            Ok(d) => d,
+            Err(e) => break Err(format!("{w}x{h}: {e}").into()),
+        };
+        match stream.put(&a.file, number, &desc, &buf) {
+            Ok(Put::Sent(seq)) => {
                 flow.tick();
+                last_seq = seq;
                 if a.lossless {
-                    // Ended by the client taking it, leaving, or Ctrl-C.
-                    let _ = server.wait_until_taken(None);
+                    // Ended by the peers taking it, leaving, or Ctrl-C.
+                    stream.wait_taken(seq, None);
                 }
             }
-            Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected) => unconnected += 1,
+            Ok(Put::Dropped) => dropped += 1,
+            Ok(Put::NoPeer) => unconnected += 1,
             Err(_) if stopped() => break Ok(()),
-            Err(e) => break Err(explain(e, &a.file)),
+            Err(e) => break Err(e),
         }
         status.update(flow.frames(), || {
             format!(
@@ -493,11 +537,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
     // Give the client a moment to take the last frame before this process
     // (and its liveness lock) goes away; it can read it afterwards anyway.
     if outcome.is_ok() && !stopped() && flow.frames() > 0 {
-        let _ = server.wait_until_taken(Some(Duration::from_secs(2)));
+        stream.wait_taken(last_seq, Some(Duration::from_secs(2)));
     }
     status.finish();
     let mut v = flow.json();
     v["path"] = json!(name);
+    v["protocol"] = json!(stream.protocol().name());
     v["sent"] = json!(flow.frames());
     v["dropped"] = json!(dropped);
     v["unconnected"] = json!(unconnected);

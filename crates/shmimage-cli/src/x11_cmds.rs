@@ -1,15 +1,17 @@
 //! `shmimage view`, `shmimage capture` and `shmimage x11-info`: thin shells
 //! over shmimage-x11 that parse arguments, run the loops and report.
 
-use crate::output::{
-    cancel_on_stop, explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result,
-};
+use crate::output::{explain, install_stop_handler, parse_fps, parse_secs, stopped, Flow, Out, OutputArgs, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
-use shmimage::{Client, ClientOptions, Error as StreamError, Server, ServerOptions, StreamFile};
+use shmimage::native::{FrameDesc, PixelFormat};
+use shmimage::{Protocol, StreamFile};
+use shmimage_x11::viewer::Pixels;
+
+use crate::endpoints::{Ended, InFrame, Input, Output, Put};
 use shmimage_x11::capture::{Grabber, GrabberOptions, Target};
 use shmimage_x11::info::ShmInfo;
 use shmimage_x11::viewer::{Viewer, ViewerEvent, ViewerOptions};
@@ -104,6 +106,10 @@ pub struct CaptureArgs {
     /// Exit with an error when no client connects for this many seconds.
     #[arg(long, value_parser = parse_secs, value_name = "SECS")]
     pub timeout: Option<Duration>,
+    /// When FILE does not exist: create an EnSight 1.0 stream (RGB) instead
+    /// of a native one (which carries the screen's BGRX as it is).
+    #[arg(long)]
+    pub ensight: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -130,8 +136,7 @@ pub fn view(a: ViewArgs) -> Result<()> {
     let out = Out::new(&a.output);
     let path = if a.no_shm { Some(DrawPath::Core) } else { a.path.map(DrawPath::from) };
     let name = a.file.display().to_string();
-    let client = Client::connect(&a.file, ClientOptions::default()).map_err(|e| explain(e, &a.file))?;
-    cancel_on_stop(client.canceller());
+    let client = Input::open(&a.file, false)?;
     let options = ViewerOptions { display: a.display.clone(), path, title: format!("shmimage view {name}") };
     let mut viewer = Viewer::open(&options)?;
     let mut status = out.status(a.frames);
@@ -154,14 +159,15 @@ pub fn view(a: ViewArgs) -> Result<()> {
 fn view_loop(
     a: &ViewArgs,
     name: &str,
-    client: Client,
+    client: Input,
     viewer: &mut Viewer,
     status: &mut crate::output::Status,
     announced: &mut DrawPath,
 ) -> (Flow, u64, Result<()>) {
     let start = Instant::now();
     let mut last_frame = Instant::now();
-    let (mut dropped, mut last_number) = (0u64, None::<u32>);
+    let (mut dropped, mut last_number) = (0u64, None::<u64>);
+    let mut scratch = Vec::new();
     let mut flow = Flow::new();
     let mut title_at = Instant::now();
     let mut server_gone_said = false;
@@ -183,18 +189,14 @@ fn view_loop(
             continue;
         }
         // A short wait: X events (close button, exposures) need this loop too.
-        match client.wait_frame(Some(Duration::from_millis(20))) {
+        match client.read(&a.file, Some(Duration::from_millis(20))) {
             Ok(frame) => {
-                let n = frame.number();
-                if let Some(prev) = last_number {
-                    dropped += u64::from(n.wrapping_sub(prev).wrapping_sub(1).min(1 << 20));
-                }
-                last_number = Some(n);
-                let pixels = match frame.pixels() {
-                    Ok(px) => px,
-                    Err(e) => break Err(explain(e, &a.file)),
+                dropped += frame.skipped_since(last_number);
+                last_number = Some(frame.number());
+                let events = match show_frame(viewer, &frame, &mut scratch) {
+                    Ok(ev) => ev,
+                    Err(e) => break Err(e),
                 };
-                let events = or_break!(viewer.show(frame.width(), frame.height(), pixels));
                 drop(frame);
                 flow.tick();
                 last_frame = Instant::now();
@@ -206,16 +208,20 @@ fn view_loop(
                     *announced = report_path(status, viewer, Some(*announced));
                 }
             }
-            Err(StreamError::NoFrameAvailable) => {}
-            Err(_) if stopped() => break Ok(()),
-            Err(e @ StreamError::ServerGone { .. }) => {
+            Err(Ended::Timeout) => {}
+            Err(Ended::Stopped) => break Ok(()),
+            Err(Ended::PeerGone) => {
                 if !server_gone_said {
-                    status.event("server_left", format!("{e}; waiting for a server"), json!({"path": name}));
+                    status.event(
+                        "server_left",
+                        format!("no server or writer runs on {name}; waiting for one"),
+                        json!({"path": name}),
+                    );
                     server_gone_said = true;
                 }
                 or_break!(viewer.pump(Duration::from_millis(100)));
             }
-            Err(e) => break Err(explain(e, &a.file)),
+            Err(Ended::Failed(e)) => break Err(e),
         }
         status.update(flow.frames(), || {
             format!("{} frame(s) shown, {:.1} frames/s, {dropped} dropped", flow.frames(), flow.live_fps())
@@ -232,6 +238,24 @@ fn view_loop(
     };
     client.close();
     (flow, dropped, outcome)
+}
+
+/// Draw one frame: BGRX as it is (MIT-SHM's own layout: copied, not
+/// converted, on a BGRX screen), RGB8 as RGB, other formats through RGB.
+fn show_frame(viewer: &mut Viewer, frame: &InFrame, scratch: &mut Vec<u8>) -> Result<Vec<ViewerEvent>> {
+    let (w, h) = (frame.width(), frame.height());
+    let desc = frame.desc()?;
+    let pixels = frame.pixels()?;
+    let shown = match frame.format() {
+        PixelFormat::Bgrx8 => viewer.show_pixels(w, h, Pixels::Bgrx { data: pixels, stride: desc.stride() as usize }),
+        PixelFormat::Rgb8 if desc.is_packed() => viewer.show(w, h, pixels),
+        format => {
+            frame.packed_into(scratch)?;
+            let rgb = crate::pixels::to_rgb8(format, scratch)?;
+            viewer.show(w, h, &rgb)
+        }
+    };
+    Ok(shown?)
 }
 
 /// Say which path draws, and why: an event at the start; a switch (a
@@ -284,20 +308,37 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
         json!({"drawable": grabber.drawable(), "draw_path": grabber.path().to_string(), "reason": grabber.path_reason()}),
     );
     // One grab up front sizes a new file; the stream starts with fresh grabs.
+    // A native stream takes the screen's BGRX as it is; 1.0 carries RGB.
     let mut rgb = Vec::new();
     let mut announced = grabber.path();
-    let (w, h) = grabber.grab(&mut rgb)?;
-    if !a.file.exists() {
-        let len = shmimage::layout::file_len_for_frame(w, h).ok_or("window of size 0")?;
-        StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+    let native = match crate::endpoints::protocol_of(&a.file) {
+        Some(p) => p == Protocol::Native,
+        None => !a.ensight,
+    };
+    let (w, h, raw) = grabber.grab_as(&mut rgb, native)?;
+    let format = if raw { PixelFormat::Bgrx8 } else { PixelFormat::Rgb8 };
+    let server = if a.file.exists() {
+        Output::open(&a.file, false)?
+    } else {
+        let server = if native {
+            let slot = FrameDesc::packed(format, w, h).map_err(|e| e.to_string())?.len();
+            Output::create_native(&a.file, 4, slot, false)?
+        } else {
+            let len = shmimage::layout::file_len_for_frame(w, h).ok_or("window of size 0")?;
+            StreamFile::create_at(&a.file, len).map_err(|e| explain(e, &a.file))?;
+            Output::open(&a.file, false)?
+        };
+        let len = std::fs::metadata(&a.file).map_or(0, |m| m.len());
         status.event(
             "created",
-            format!("created {name} ({len} bytes) for {w}x{h} frames"),
-            json!({"path": name, "file_len": len}),
+            format!("created {name} ({}, {len} bytes) for {w}x{h} {format} frames", server.protocol()),
+            json!({"path": name, "file_len": len, "format": format.name()}),
         );
+        server
+    };
+    if let Err(why) = server.check_fits(w, h, format) {
+        return Err(format!("{w}x{h} {format} grabs cannot travel through {name}: {why}").into());
     }
-    let server = Server::create(&a.file, ServerOptions::default()).map_err(|e| explain(e, &a.file))?;
-    cancel_on_stop(server.canceller());
     let start = Instant::now();
     let mut waiting_since = Instant::now();
     let mut said_waiting = false;
@@ -309,19 +350,17 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
         {
             break Ok(());
         }
-        if server.is_unconnected() {
+        if !server.has_peer() {
             if !said_waiting {
                 status.event("waiting", format!("waiting for a client on {name}"), json!({"path": name}));
                 said_waiting = true;
             }
             let left = a.timeout.map(|t| t.saturating_sub(waiting_since.elapsed()));
-            match server.wait_for_client(left) {
+            match server.wait_for_peer(&a.file, left) {
                 Ok(()) => {}
-                Err(_) if stopped() => break Ok(()),
-                Err(StreamError::Unconnected) => {
-                    break Err(format!("no client connected to {name} within --timeout").into())
-                }
-                Err(e) => break Err(explain(e, &a.file)),
+                Err(Ended::Stopped) => break Ok(()),
+                Err(Ended::Failed(e)) => break Err(e),
+                Err(_) => break Err(format!("no client connected to {name} within --timeout").into()),
             }
             continue;
         }
@@ -336,10 +375,11 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
             // Late grabs do not try to catch up: pace from now.
             next_grab = (next_grab + p).max(now);
         }
-        let (w, h) = match grabber.grab(&mut rgb) {
+        let (w, h, raw) = match grabber.grab_as(&mut rgb, native) {
             Ok(s) => s,
             Err(e) => break Err(e.into()),
         };
+        let format = if raw { PixelFormat::Bgrx8 } else { PixelFormat::Rgb8 };
         grabs += 1;
         if grabber.path() != announced {
             announced = grabber.path();
@@ -352,11 +392,15 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
             );
         }
         number = number.wrapping_add(1);
-        match server.put_frame(number, w, h, &rgb) {
-            Ok(()) => flow.tick(),
-            Err(StreamError::NoBufferAvailable) => dropped += 1,
-            Err(StreamError::Unconnected) => {}
-            Err(e) => break Err(explain(e, &a.file)),
+        let desc = match FrameDesc::packed(format, w, h) {
+            Ok(d) => d,
+            Err(e) => break Err(e.to_string().into()),
+        };
+        match server.put(&a.file, number, &desc, &rgb) {
+            Ok(Put::Sent(_)) => flow.tick(),
+            Ok(Put::Dropped) => dropped += 1,
+            Ok(Put::NoPeer) => {}
+            Err(e) => break Err(e),
         }
         status.update(flow.frames(), || {
             format!("{} frame(s) sent, {:.1} frames/s, {dropped} dropped", flow.frames(), flow.live_fps())

@@ -23,32 +23,32 @@ fn json_line(o: &std::process::Output) -> Value {
 fn create_sizes_the_file_privately_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    let o = run(&["create", path_str(&f), "--max", "640x480"]);
+    let o = run(&["create", path_str(&f), "--ensight", "--max", "640x480"]);
     ok(&o);
     assert!(text(&o.stdout).contains("created"), "{}", text(&o.stdout));
     let meta = std::fs::metadata(&f).unwrap();
     assert_eq!(meta.len(), file_len_for_frame(640, 480).unwrap());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 
-    let again = run(&["create", path_str(&f), "--len", "1M"]);
+    let again = run(&["create", path_str(&f), "--ensight", "--len", "1M"]);
     assert_eq!(again.status.code(), Some(1));
     let err = text(&again.stderr);
     assert!(err.contains(path_str(&f)) && err.contains("already exists"), "{err}");
     assert_eq!(std::fs::metadata(&f).unwrap().len(), meta.len(), "the existing file is untouched");
 
     let g = dir.path().join("len.shm");
-    ok(&run(&["create", path_str(&g), "--len", "25M"]));
+    ok(&run(&["create", path_str(&g), "--ensight", "--len", "25M"]));
     assert_eq!(std::fs::metadata(&g).unwrap().len(), 25 << 20);
 
     let j = dir.path().join("j.shm");
-    let v = json_line(&run(&["create", path_str(&j), "--max", "4x4", "--json"]));
+    let v = json_line(&run(&["create", path_str(&j), "--ensight", "--max", "4x4", "--json"]));
     assert_eq!(v["file_len"], file_len_for_frame(4, 4).unwrap());
     assert_eq!(v["created"], true);
 }
 
 #[test]
 fn print_size_creates_nothing() {
-    let o = run(&["create", "--print-size", "--max", "1920x1080"]);
+    let o = run(&["create", "--print-size", "--ensight", "--max", "1920x1080"]);
     ok(&o);
     assert_eq!(text(&o.stdout).trim(), file_len_for_frame(1920, 1080).unwrap().to_string());
     let dir = tempfile::tempdir().unwrap();
@@ -62,8 +62,11 @@ fn bad_arguments_are_usage_errors_and_runtime_failures_exit_1() {
     for args in [
         vec!["create", "x.shm", "--max", "0x10"],
         vec!["create", "x.shm", "--max", "wide"],
-        vec!["create", "x.shm", "--len", "12"],
-        vec!["create", "x.shm", "--max", "4x4", "--len", "1M"],
+        vec!["create", "x.shm", "--ensight", "--len", "12"],
+        vec!["create", "x.shm", "--ensight", "--max", "4x4", "--len", "1M"],
+        vec!["create", "x.shm", "--len", "1M"],
+        vec!["create", "x.shm", "--format", "YUV9"],
+        vec!["create", "x.shm", "--slots", "1"],
         vec!["create"],
         vec!["inspect"],
         vec!["inspect", "x.shm", "--interval", "-1"],
@@ -107,7 +110,7 @@ fn inspect_refuses_missing_small_and_directory_naming_the_file() {
 fn inspect_an_idle_file_nobody_has_open() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    ok(&run(&["create", path_str(&f), "--max", "32x8"]));
+    ok(&run(&["create", path_str(&f), "--ensight", "--max", "32x8"]));
     let o = run(&["inspect", path_str(&f)]);
     ok(&o);
     let t = text(&o.stdout);
@@ -147,7 +150,7 @@ fn inspect_garbage_decodes_without_crashing() {
 fn inspect_a_live_stream_shows_both_peers_and_the_locked_frame() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    ok(&run(&["create", path_str(&f), "--max", "16x4"]));
+    ok(&run(&["create", path_str(&f), "--ensight", "--max", "16x4"]));
     // This test process is the server and the client; inspect is another
     // process, so it sees their liveness locks as any outsider would.
     let server = Server::create(&f, ServerOptions::default()).unwrap();
@@ -179,7 +182,7 @@ fn inspect_a_live_stream_shows_both_peers_and_the_locked_frame() {
 fn inspect_watch_refreshes_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    ok(&run(&["create", path_str(&f), "--len", "4096"]));
+    ok(&run(&["create", path_str(&f), "--ensight", "--len", "4096"]));
     let mut child = shmimage()
         .args(["inspect", path_str(&f), "--watch", "--interval", "0.05", "--json"])
         .stdout(Stdio::piped())

@@ -20,19 +20,20 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A server and a client streaming on `f` (both real processes).
-fn stream(f: &Path, out: &Path) -> (Child, Child) {
+fn stream(f: &Path, out: &Path, extra: &[&str]) -> (Child, Child) {
     let server = shmimage()
         .args(["serve", path_str(f), "--size", "16x8", "--fps", "100", "--quiet"])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the server is up", || shmimage::inspect(f).is_ok_and(|s| s.server_alive == Some(true)));
+    wait_until("the server is up", || writer_alive(f));
     let client = shmimage()
         .args(["record", path_str(f), "--out", path_str(out), "--raw", "--every", "1000", "--quiet"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the client is up", || shmimage::inspect(f).is_ok_and(|s| s.client_alive == Some(true)));
+    wait_until("the client is up", || reader_alive(f));
     (server, client)
 }
 
@@ -66,23 +67,25 @@ fn list_shows_live_stale_and_unused_files_and_clean_removes_only_the_stale() {
     ok(&run(&["create", path_str(&unused), "--max", "16x8"]));
 
     // Two streams; then the second's peers are killed as a crash would.
-    let (mut s1, mut c1) = stream(&live, &dir.path().join("rec1"));
-    let (mut s2, mut c2) = stream(&stale, &dir.path().join("rec2"));
-    wait_until("a frame went through", || {
-        shmimage::inspect(&stale).is_ok_and(|i| i.buffers.iter().any(|b| b.header.frame_number > 0))
-    });
+    // One native stream, one EnSight 1.0 stream.
+    let (mut s1, mut c1) = stream(&live, &dir.path().join("rec1"), &[]);
+    let (mut s2, mut c2) = stream(&stale, &dir.path().join("rec2"), &["--ensight"]);
+    wait_until("a frame went through", || newest_frame(&stale) > 0);
     kill9(&mut s2);
     kill9(&mut c2);
 
     let events = list_json(&[d, "--sample", "0.3"]);
     let l = entry(&events, &live).unwrap_or_else(|| panic!("{events:?}"));
-    assert_eq!(l["protocol"], "ensight-1.0");
-    assert_eq!((l["server_alive"].as_bool(), l["client_alive"].as_bool()), (Some(true), Some(true)), "{l}");
+    assert_eq!(l["protocol"], "native");
+    assert_eq!(l["writer_alive"], true, "{l}");
+    assert_eq!(l["writer_pid"].as_u64(), Some(u64::from(s1.id())), "{l}");
+    assert_eq!(l["readers"][0]["pid"].as_u64(), Some(u64::from(c1.id())), "{l}");
     let pids: Vec<u64> = l["pids"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
     assert!(pids.contains(&u64::from(s1.id())) && pids.contains(&u64::from(c1.id())), "{l}");
     assert!(l["fps"].as_f64().unwrap() > 0.0, "a live stream has a frame rate: {l}");
     assert_eq!(l["stale"], false);
     let st = entry(&events, &stale).unwrap();
+    assert_eq!(st["protocol"], "ensight-1.0");
     assert_eq!((st["stale"].as_bool(), st["pids"].as_array().unwrap().len()), (Some(true), 0), "{st}");
     let un = entry(&events, &unused).unwrap();
     assert_eq!((un["unused"].as_bool(), un["stale"].as_bool()), (Some(true), Some(false)), "{un}");
@@ -117,7 +120,7 @@ fn list_shows_live_stale_and_unused_files_and_clean_removes_only_the_stale() {
 fn clean_never_removes_a_file_with_a_live_peer_or_an_open_descriptor() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    let (mut s, mut c) = stream(&f, &dir.path().join("rec"));
+    let (mut s, mut c) = stream(&f, &dir.path().join("rec"), &["--ensight"]);
     // The client is killed; the server stays, so the file has a live peer.
     kill9(&mut c);
     ok(&run(&["clean", path_str(dir.path())]));

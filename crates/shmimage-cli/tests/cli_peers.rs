@@ -39,8 +39,19 @@ fn refused(o: &std::process::Output, role: &str, f: &Path, pid: u32) {
 fn a_second_client_or_server_is_refused_and_the_first_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    let (mut server, mut s_lines) =
-        spawn_json(&["serve", path_str(&f), "--size", "16x8", "--count", "40", "--fps", "100", "--lossless"]);
+    // An EnSight 1.0 stream: one client, one server.
+    let (mut server, mut s_lines) = spawn_json(&[
+        "serve",
+        path_str(&f),
+        "--ensight",
+        "--size",
+        "16x8",
+        "--count",
+        "40",
+        "--fps",
+        "100",
+        "--lossless",
+    ]);
     until_event(&mut s_lines, "waiting");
     let rec = dir.path().join("rec");
     let (mut first, mut c_lines) =
@@ -70,13 +81,25 @@ fn a_second_client_or_server_is_refused_and_the_first_goes_on() {
 fn create_with_an_absurd_size_fails_cleanly_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("huge.shm");
-    let o = run(&["create", path_str(&f), "--max", "99999999x99999999"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
-    assert!(err.contains("no space") && err.contains(path_str(&f)), "{err}");
-    assert!(!err.contains("already exists"), "{err}");
-    assert_eq!(err.matches(path_str(&f)).count(), 1, "the file is named once: {err}");
-    assert!(!f.exists(), "no file is left behind");
+    // In /dev/shm (memory): larger than the file system, native or 1.0.
+    let shm = std::path::PathBuf::from(format!("/dev/shm/shmimage-cli-huge-{}.shm", std::process::id()));
+    for (file, args, why) in [
+        (&f, vec!["--ensight", "--max", "99999999x99999999"], "no space"),
+        (&f, vec!["--max", "99999999x99999999"], "each side must be"),
+        (&shm, vec!["--max", "60000x60000"], "no space"),
+        (&shm, vec!["--ensight", "--max", "60000x60000"], "no space"),
+    ] {
+        let mut a = vec!["create", path_str(file)];
+        a.extend_from_slice(&args);
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = text(&o.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(!err.contains("already exists"), "{err}");
+        assert!(err.matches(path_str(file)).count() <= 1, "the file is named once: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!file.exists(), "{args:?}: no file is left behind");
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use cli_support::*;
 
 fn wait_for_server(f: &Path) {
     let start = std::time::Instant::now();
-    while !shmimage::inspect(f).is_ok_and(|s| s.server_alive == Some(true)) {
+    while !writer_alive(f) {
         assert!(start.elapsed() < DEADLINE, "no server ever opened {f:?}");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

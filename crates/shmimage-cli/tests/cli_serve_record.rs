@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Wait until a server holds `f` (serve creates the file, then opens it).
 fn wait_for_server(f: &Path) {
     let start = std::time::Instant::now();
-    while !shmimage::inspect(f).is_ok_and(|s| s.server_alive == Some(true)) {
+    while !writer_alive(f) {
         assert!(start.elapsed() < DEADLINE, "no server ever opened {f:?}");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -211,7 +211,7 @@ fn stdin_that_ends_mid_frame_is_an_error() {
 fn record_without_a_server_times_out_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    ok(&run(&["create", path_str(&f), "--len", "4K"]));
+    ok(&run(&["create", path_str(&f), "--ensight", "--len", "4K"]));
     let o = run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec")), "--timeout", "0.3"]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
@@ -275,7 +275,7 @@ fn serve_and_record_fail_clearly_on_bad_files() {
     // at once, before any client connects (no --wait-client: it would wait
     // forever for one otherwise), naming the problem once.
     let tiny = dir.path().join("tiny.shm");
-    ok(&run(&["create", path_str(&tiny), "--len", "64"]));
+    ok(&run(&["create", path_str(&tiny), "--ensight", "--len", "64"]));
     let o = run(&["serve", path_str(&tiny), "--size", "100x1"]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);

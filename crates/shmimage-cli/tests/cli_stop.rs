@@ -79,10 +79,10 @@ fn one_sigint_stops_record_and_serve_while_streaming() {
 fn one_sigint_stops_record_while_it_waits_for_frames() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.shm");
-    ok(&run(&["create", path_str(&f), "--max", "8x8"]));
+    ok(&run(&["create", path_str(&f), "--ensight", "--max", "8x8"]));
     let rec = dir.path().join("rec");
     let (child, lines) = spawn_json(&["record", path_str(&f), "--out", path_str(&rec), "--timeout", "600"]);
-    wait_until("the client is up", || shmimage::inspect(&f).is_ok_and(|s| s.client_alive == Some(true)));
+    wait_until("the client is up", || reader_alive(&f));
     let done = stops_on_one_sigint(child, lines);
     assert_eq!(done["saved"], 0);
 }
@@ -117,9 +117,7 @@ fn one_sigint_stops_the_demo_and_its_two_processes() {
     let start = until_event(&mut lines, "start");
     let file = start["path"].as_str().unwrap().to_owned();
     // Frames flow: both processes are up (and past their start-up).
-    wait_until("frames flow", || {
-        shmimage::inspect(&file).is_ok_and(|i| i.buffers.iter().any(|b| b.header.frame_number > 0))
-    });
+    wait_until("frames flow", || newest_frame(std::path::Path::new(&file)) > 0);
     let done = stops_on_one_sigint(child, lines);
     assert_eq!(done["ok"], true, "{done}");
     assert!(done["frames"].as_f64().unwrap() > 0.0, "{done}");
@@ -238,7 +236,7 @@ fn status_lines_in_a_pipe_come_at_most_once_a_second() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the server is up", || shmimage::inspect(&f).is_ok_and(|s| s.server_alive == Some(true)));
+    wait_until("the server is up", || writer_alive(&f));
     let rec = run(&["record", path_str(&f), "--out", path_str(&dir.path().join("rec")), "--raw", "--count", "150"]);
     ok(&rec);
     let o = finish(server);

@@ -17,6 +17,12 @@ use x11_support::*;
 /// Map a `w` x `h` window whose background is a pixmap holding `rgb`, so
 /// the X server itself repaints it on any exposure.
 fn pattern_window(conn: &RustConnection, w: u32, h: u32, rgb: &[u8]) -> u32 {
+    pattern_window_at(conn, w, h, rgb, (37, 21))
+}
+
+/// The pattern window at `at` on the screen (windows that open later at the
+/// top-left corner must not cover one that is being grabbed).
+fn pattern_window_at(conn: &RustConnection, w: u32, h: u32, rgb: &[u8], at: (i16, i16)) -> u32 {
     let s = &conn.setup().roots[0];
     let fmt = screen_format(conn);
     let mut img = vec![0; fmt.image_len(w, h).unwrap()];
@@ -31,8 +37,8 @@ fn pattern_window(conn: &RustConnection, w: u32, h: u32, rgb: &[u8]) -> u32 {
         s.root_depth,
         win,
         s.root,
-        37,
-        21,
+        at.0,
+        at.1,
         w as u16,
         h as u16,
         0,
@@ -118,7 +124,8 @@ fn capture_of_the_viewer_closes_the_loop() {
     let dst = temp_path("chain.shm");
     let id = format!("{window:#x}");
     let d = dst.to_str().unwrap();
-    let mut cap = Shmimage::spawn(&["capture", "--display", &x.display, "--window", &id, "--fps", "20", d]);
+    let mut cap =
+        Shmimage::spawn(&["capture", "--display", &x.display, "--window", &id, "--fps", "20", "--ensight", d]);
     cap.wait_line("waiting for a client");
     let mut client = Client::connect(&dst, ClientOptions::default()).unwrap();
     wait_for_frame(&mut client, w, h, &want, &cap);
@@ -128,5 +135,61 @@ fn capture_of_the_viewer_closes_the_loop() {
     assert!(st.success(), "{err}");
     let (st, err) = view.stop();
     assert!(st.success(), "{err}");
+    let _ = std::fs::remove_file(&dst);
+}
+
+#[test]
+fn capture_into_a_native_stream_carries_the_screens_bgrx_untouched_to_two_viewers() {
+    use shmimage::native::{PixelFormat, Reader, ReaderOptions};
+    let x = Xvfb::start(&[]);
+    let conn = x.connect();
+    let (w, h) = (97, 61);
+    let want = pattern(w, h, 11);
+    let win = pattern_window_at(&conn, w, h, &want, (900, 700));
+    // A new file: capture makes it native and puts the screen's BGRX in it.
+    let dst = temp_path("native.shm");
+    let (id, d) = (format!("{win:#x}"), dst.to_str().unwrap().to_owned());
+    let mut cap = Shmimage::spawn(&["capture", "--display", &x.display, "--window", &id, "--fps", "30", &d]);
+    cap.wait_line("waiting for a client");
+    let reader = Reader::open(&dst, &ReaderOptions::default()).unwrap();
+    let bgrx: Vec<u8> = want.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(f) = reader.read(Some(std::time::Duration::from_millis(200))) {
+            assert_eq!((f.format(), f.width(), f.height()), (PixelFormat::Bgrx8, w, h));
+            let rows: Vec<u8> = f
+                .pixels()
+                .chunks(f.stride() as usize)
+                .take(h as usize)
+                .flat_map(|r| r[..w as usize * 4].to_vec())
+                .collect();
+            // The X pad byte is whatever the server keeps there: compare B, G, R.
+            let got: Vec<u8> = rows.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            if got == bgrx {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no captured BGRX frame equal to the window:\n{}", cap.output());
+    }
+    // Two viewers on the one native stream at once, both pixel-exact (each
+    // checked while it is the top window: they open at the same place, and
+    // GetImage of a covered window shows what covers it).
+    let mut views = Vec::new();
+    for _ in 0..2 {
+        let mut v = Shmimage::spawn(&["view", &d, "--display", &x.display, "--timeout", "60"]);
+        let window = v.window();
+        wait_for_pixels(&conn, window, w, h, &want, &v);
+        views.push(v);
+    }
+    // This test's reader and the two viewers read at the same time.
+    let readers = shmimage::native::inspect(&dst).unwrap().readers;
+    assert_eq!(readers.len(), 3, "{readers:?}");
+    for v in views {
+        let (st, out) = v.stop();
+        assert!(st.success(), "{out}");
+    }
+    drop(reader);
+    let (st, out) = cap.stop();
+    assert!(st.success(), "{out}");
     let _ = std::fs::remove_file(&dst);
 }

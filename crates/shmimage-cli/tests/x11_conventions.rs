@@ -48,7 +48,8 @@ fn view_quiet_prints_nothing_and_capture_speaks_json() {
 
     let dst = temp_path("conv.shm");
     let d = dst.to_str().unwrap();
-    let mut cap = Shmimage::spawn(&["capture", "--display", &x.display, "--root", "--fps", "50", "--json", d]);
+    let mut cap =
+        Shmimage::spawn(&["capture", "--display", &x.display, "--root", "--fps", "50", "--json", "--ensight", d]);
     cap.wait_line("\"event\":\"waiting\"");
     let client = shmimage::Client::connect(&dst, shmimage::ClientOptions::default()).unwrap();
     eventually("a grab arrives", || client.wait_frame(Some(std::time::Duration::from_millis(100))).is_ok());

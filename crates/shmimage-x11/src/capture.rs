@@ -94,16 +94,27 @@ impl Grabber {
     /// Grab the drawable's current contents as RGB into `rgb` (resized to
     /// `w * h * 3`); returns the size. The size follows the window's.
     pub fn grab(&mut self, rgb: &mut Vec<u8>) -> Result<(u32, u32)> {
+        self.grab_as(rgb, false).map(|(w, h, _)| (w, h))
+    }
+
+    /// Grab into `out`: the X server's own pixels, untouched, when `bgrx` is
+    /// asked for and the screen stores 32-bit little-endian BGRX (`w * h * 4`
+    /// bytes; the third value is then true), else RGB as [`Grabber::grab`].
+    pub fn grab_as(&mut self, out: &mut Vec<u8>, bgrx: bool) -> Result<(u32, u32, bool)> {
         let g = self.conn.get_geometry(self.drawable)?.reply()?;
         let (w, h) = (u32::from(g.width), u32::from(g.height));
         let format = self.format_for(g.depth)?;
         let len = format.image_len(w, h).ok_or_else(|| Error::BadSize(format!("{w}x{h}")))?;
-        let rgb_len = w as usize * h as usize * 3;
-        rgb.resize(rgb_len, 0);
-        let not_viewable = |e| {
+        // 32 bpp rows are never padded (the pad is at most 32 bits).
+        let raw = bgrx && format.is_bgrx();
+        let out_len = w as usize * h as usize * if raw { 4 } else { 3 };
+        out.resize(out_len, 0);
+        let rgb = out;
+        let not_viewable = |e: x11rb::errors::ReplyError| {
             Error::X(format!(
-                "GetImage of {:#x} failed: {e} (the window must be mapped and entirely on screen)",
-                self.drawable
+                "GetImage of {:#x} failed: {} (the window must be mapped and entirely on screen)",
+                self.drawable,
+                Error::from(e)
             ))
         };
         if self.path == DrawPath::ShmPut && !matches!(&self.seg, Some(a) if a.seg.len() >= len) {
@@ -132,16 +143,25 @@ impl Grabber {
                     r.size, r.depth, g.depth
                 )));
             }
-            format.image_to_rgb(&a.seg.as_slice()[..len], w, h, rgb)?;
+            if raw {
+                rgb.copy_from_slice(&a.seg.as_slice()[..len]);
+            } else {
+                format.image_to_rgb(&a.seg.as_slice()[..len], w, h, rgb)?;
+            }
         } else {
             let r = self
                 .conn
                 .get_image(ImageFormat::Z_PIXMAP, self.drawable, 0, 0, w as u16, h as u16, !0)?
                 .reply()
                 .map_err(not_viewable)?;
-            format.image_to_rgb(&r.data, w, h, rgb)?;
+            if raw {
+                let data = r.data.get(..len).ok_or_else(|| Error::X("GetImage returned a short image".into()))?;
+                rgb.copy_from_slice(data);
+            } else {
+                format.image_to_rgb(&r.data, w, h, rgb)?;
+            }
         }
-        Ok((w, h))
+        Ok((w, h, raw))
     }
 
     fn format_for(&mut self, depth: u8) -> Result<PixelFormat> {

@@ -150,7 +150,7 @@ impl PixelFormat {
 
     /// True for the common 32-bit little-endian BGRX layout, which has a
     /// fast converter.
-    fn is_bgrx(&self) -> bool {
+    pub fn is_bgrx(&self) -> bool {
         self.bits_per_pixel == 32
             && self.lsb_first
             && (self.red_mask, self.green_mask, self.blue_mask) == (0xff_0000, 0xff00, 0xff)

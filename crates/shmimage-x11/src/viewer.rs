@@ -32,6 +32,20 @@ use crate::shm::{self, AttachError, Attached, DrawPath, ShmVersion};
 /// behind the choice.
 pub const DEFAULT_PATH: DrawPath = DrawPath::ShmPut;
 
+/// A frame's pixels as [`Viewer::show_pixels`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// RGB8, rows top-down, `width * 3` bytes each, no padding.
+    Rgb(&'a [u8]),
+    /// 32-bit BGRX (blue in the lowest byte), rows `stride` bytes apart.
+    Bgrx {
+        /// The rows.
+        data: &'a [u8],
+        /// Bytes from one row to the next (>= width * 4).
+        stride: usize,
+    },
+}
+
 /// How to open a viewer.
 #[derive(Debug, Clone, Default)]
 pub struct ViewerOptions {
@@ -219,6 +233,12 @@ impl Viewer {
     /// bytes), resizing the window if the size changed. Waits for the X server
     /// only if both buffers are still in use.
     pub fn show(&mut self, width: u32, height: u32, rgb: &[u8]) -> Result<Vec<ViewerEvent>> {
+        self.show_pixels(width, height, Pixels::Rgb(rgb))
+    }
+
+    /// Show a frame in any of the [`Pixels`] layouts. BGRX frames on a BGRX
+    /// screen (MIT-SHM's own layout) are copied row by row, not converted.
+    pub fn show_pixels(&mut self, width: u32, height: u32, pixels: Pixels<'_>) -> Result<Vec<ViewerEvent>> {
         if width == 0 || height == 0 || width > u32::from(u16::MAX) || height > u32::from(u16::MAX) {
             return Err(Error::BadSize(format!("frame {width}x{height} does not fit an X window")));
         }
@@ -239,7 +259,32 @@ impl Viewer {
             Some(a) => &mut a.seg.as_mut_slice()[..len],
             None => &mut slot.buf[..len],
         };
-        format.rgb_to_image(rgb, width, height, image)?;
+        match pixels {
+            Pixels::Rgb(rgb) => format.rgb_to_image(rgb, width, height, image)?,
+            Pixels::Bgrx { data, stride } => {
+                let row = width as usize * 4;
+                let dst_stride = format.stride(width).ok_or_else(|| Error::BadSize(format!("width {width}")))?;
+                if stride < row || data.len() < stride * (height as usize - 1) + row {
+                    return Err(Error::BadSize(format!(
+                        "BGRX frame {width}x{height}: {} bytes, stride {stride}",
+                        data.len()
+                    )));
+                }
+                if format.is_bgrx() {
+                    for (src, dst) in data.chunks(stride).zip(image.chunks_mut(dst_stride)).take(height as usize) {
+                        dst[..row].copy_from_slice(&src[..row]);
+                    }
+                } else {
+                    // Another screen layout: through RGB, as any frame.
+                    let rgb: Vec<u8> = data
+                        .chunks(stride)
+                        .take(height as usize)
+                        .flat_map(|r| r[..row].chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect::<Vec<u8>>())
+                        .collect();
+                    format.rgb_to_image(&rgb, width, height, image)?;
+                }
+            }
+        }
         slot.size = (width, height);
         self.draw(i)?;
         self.last = Some(i);

@@ -86,3 +86,30 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A server (1.0) or writer (native) holds `f` now.
+pub fn writer_alive(f: &Path) -> bool {
+    match shmimage::detect_protocol(f) {
+        Ok(shmimage::Protocol::Native) => shmimage::native::inspect(f).is_ok_and(|n| n.writer_alive),
+        Ok(shmimage::Protocol::Ensight1) => shmimage::inspect(f).is_ok_and(|s| s.server_alive == Some(true)),
+        Err(_) => false,
+    }
+}
+
+/// A client (1.0) or at least one reader (native) holds `f` now.
+pub fn reader_alive(f: &Path) -> bool {
+    match shmimage::detect_protocol(f) {
+        Ok(shmimage::Protocol::Native) => shmimage::native::inspect(f).is_ok_and(|n| !n.readers.is_empty()),
+        Ok(shmimage::Protocol::Ensight1) => shmimage::inspect(f).is_ok_and(|s| s.client_alive == Some(true)),
+        Err(_) => false,
+    }
+}
+
+/// The newest frame's number (1.0) or sequence (native) in `f`, if any.
+pub fn newest_frame(f: &Path) -> u64 {
+    match shmimage::detect_protocol(f) {
+        Ok(shmimage::Protocol::Native) => shmimage::native::inspect(f).map_or(0, |n| n.latest),
+        _ => shmimage::inspect(f)
+            .map_or(0, |i| i.buffers.iter().map(|b| u64::from(b.header.frame_number)).max().unwrap_or(0)),
+    }
+}
