@@ -80,3 +80,20 @@ pub(crate) fn runtime(e: &Error) -> PyErr {
         PyRuntimeError::new_err(format!("{desc} ({detail})"))
     }
 }
+
+/// The typed exception `class` of `shmimage._errors` with message `msg`.
+pub(crate) fn typed(py: Python<'_>, class_name: &str, msg: String) -> PyErr {
+    match class(py, class_name) {
+        Ok(cls) => PyErr::from_type(cls, msg),
+        Err(e) => e,
+    }
+}
+
+/// Use of an object after close (or of a frame after release).
+pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
+    typed(py, "ClosedError", format!("{what} is closed"))
+}
+
+pub(crate) fn server_gone(py: Python<'_>) -> PyErr {
+    typed(py, "ServerGoneError", "the server process has exited".to_owned())
+}

@@ -1,4 +1,4 @@
-# Typed stub of the native module (hand-written; keep in sync with src/modern.rs).
+# Typed stub of the native module (hand-written; keep in sync with src/*.rs).
 import os
 from types import TracebackType
 from typing import Any, Dict, Iterator, Literal, Optional, Type, Union
