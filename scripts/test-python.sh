@@ -21,7 +21,7 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
 fi
 py="$venv/bin/python"
-"$py" -m pip install --quiet "maturin>=1.5,<2" numpy pytest
+"$py" -m pip install --quiet "maturin>=1.5,<2" numpy pytest pytest-timeout pillow
 
 rm -rf "$wheels"
 (cd "$crate" && "$venv/bin/maturin" build --release --quiet -o "$wheels" --interpreter "$py")
@@ -30,4 +30,4 @@ rm -rf "$wheels"
 # Run from the tests directory so the installed package, not the source tree,
 # is imported.
 cd "$crate/tests"
-"$py" -m pytest -p no:cacheprovider "$@" .
+"$py" -m pytest -p no:cacheprovider --timeout=120 "$@" .

@@ -113,7 +113,7 @@ impl Client {
     fn wait_frame(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Frame> {
         match self.wait(py, timeout)? {
             WaitEnd::Frame(f) => Ok(f),
-            WaitEnd::Timeout => Err(typed(py, "FrameTimeoutError", format!("no frame arrived within {timeout:?} s"))),
+            WaitEnd::Timeout => Err(typed(py, "FrameTimeoutError", no_frame_within(timeout))),
             WaitEnd::ServerGone => Err(server_gone(py)),
         }
     }
@@ -139,6 +139,33 @@ impl Client {
         }
         Ok(FrameIter::new(slf.clone().unbind(), timeout))
     }
+
+    /// `await client.wait_frame_async(timeout)`: wait_frame for asyncio. The
+    /// wait runs in the loop's default executor, so the event loop keeps
+    /// running; cancelling the task ends the wait.
+    #[pyo3(signature = (timeout = None))]
+    fn wait_frame_async<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(t) = timeout {
+            duration(slf.py(), t, "timeout")?;
+        }
+        slf.py().import("shmimage._aio")?.getattr("wait_frame_async")?.call1((slf, timeout))
+    }
+
+    /// `async for frame in client.aframes(timeout)`: frames() for asyncio,
+    /// with the same release rule and the same end (a timeout, or the server
+    /// gone).
+    #[pyo3(signature = (timeout = None))]
+    fn aframes<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(t) = timeout {
+            duration(slf.py(), t, "timeout")?;
+        }
+        slf.py().import("shmimage._aio")?.getattr("aframes")?.call1((slf, timeout))
+    }
+
+    /// End every wait in progress on this client (they raise
+    /// WaitCancelledError); later waits are not affected. Used by the
+    /// asyncio methods when their task is cancelled.
+    fn _cancel_waits(&self) {}
 
     /// False only when the server process is known to have exited.
     fn is_server_alive(&self, py: Python<'_>) -> PyResult<bool> {
@@ -211,4 +238,13 @@ impl Client {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     Ok(())
+}
+
+/// The message of a frame wait's timeout, in seconds as the caller gave them.
+fn no_frame_within(timeout: Option<f64>) -> String {
+    match timeout {
+        Some(t) => format!("no frame arrived within {t} s"),
+        // Only a cancelled endless wait ends without a frame.
+        None => "no frame arrived".to_owned(),
+    }
 }

@@ -10,7 +10,7 @@ use shmimage::FrameInfo;
 use crate::args::lock;
 use crate::client::{Client, Core, WaitEnd};
 use crate::errors::{self, closed};
-use crate::views::{array_from, bytes_from, make_array, Lent};
+use crate::views::{array_from, array_protocol, bytes_from, make_array, Lent};
 
 /// A locked frame. `array()` is a read-only zero-copy view; the frame (and
 /// its memory) goes back to the stream on `release()` or at the end of a
@@ -91,6 +91,37 @@ impl Frame {
         let this = slf.get();
         let lent = this.lend(slf.py())?;
         make_array(slf.as_any(), this.addr, this.info.width, this.info.height, false, lent)
+    }
+
+    /// numpy's array protocol: `np.asarray(frame)` is `frame.array()` (no
+    /// copy), `np.array(frame)` a copy.
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        array_protocol(|| Frame::array(slf), || slf.get().copy(slf.py()), dtype, copy)
+    }
+
+    /// True when the rows are stored bottom-up (the last row first).
+    /// Protocol 1.0 carries no row-order flag: its rows are top-down (a
+    /// server opened with flip_vertical reversed them while writing), so this
+    /// is False for 1.0 streams.
+    #[getter]
+    fn bottom_up(&self) -> bool {
+        false
+    }
+
+    /// The frame as a new PIL image (a copy; needs Pillow), upright even
+    /// for bottom-up frames.
+    fn to_pil<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("shmimage._convert")?.getattr("to_pil")?.call1((slf,))
+    }
+
+    /// PNG bytes of the frame, so Jupyter shows it (no Pillow needed).
+    fn _repr_png_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("shmimage._convert")?.getattr("png")?.call1((slf,))
     }
 
     /// A writable numpy array holding a copy of the pixels (GIL released

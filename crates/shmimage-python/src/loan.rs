@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use crate::args::lock;
 use crate::errors::{self, closed};
 use crate::server::Server;
-use crate::views::{make_array, Lent};
+use crate::views::{array_protocol, make_array, Lent};
 
 /// A buffer lent by the server: write the frame into `array()`, then
 /// `commit(frame_number)`. Leaving a `with` block without committing, or
@@ -76,6 +76,18 @@ impl Loan {
         let lent = (*lock(&this.open)).then(|| Lent::new(&this.server.get().loan_views));
         let lent = lent.ok_or_else(|| closed(slf.py(), "this loan (already committed or abandoned)"))?;
         make_array(slf.as_any(), this.addr, this.width, this.height, true, lent)
+    }
+
+    /// numpy's array protocol: `np.asarray(loan)` is `loan.array()`, the
+    /// writable view (no copy).
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let copied = || Loan::array(slf)?.call_method0("copy");
+        array_protocol(|| Loan::array(slf), copied, dtype, copy)
     }
 
     /// Publish the frame with this number.

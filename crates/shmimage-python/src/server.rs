@@ -13,9 +13,10 @@ use pyo3::types::PyDict;
 use shmimage::{Error, ServerOptions};
 
 use crate::args::{dims, duration, liveness_name, lock, WAIT_SLICE};
-use crate::buffer::{self, Bytes};
+use crate::buffer;
 use crate::errors::{self, closed, typed, Side};
 use crate::loan::Loan;
+use crate::pixels_in::{rgb_frame, RgbFrame};
 
 /// A server and at most one loan in progress, side by side (the engine's
 /// detached loan, which does not borrow the server). `id` tells which Python
@@ -161,12 +162,17 @@ impl Server {
         })
     }
 
-    /// Publish one RGB frame. `pixels` is an (h, w, 3) uint8 array (the size
-    /// comes from its shape), or any C-contiguous bytes-like object with
-    /// `width` and `height` given. With `timeout` > 0, wait that long for a
-    /// free buffer first. Raises NoBufferAvailableError (frame dropped) or
-    /// UnconnectedError (no client) when the frame was not sent.
-    #[pyo3(signature = (frame_number, pixels, *, width = None, height = None, timeout = 0.0))]
+    /// Publish one RGB frame. `pixels` is an (h, w, 3) uint8 C-contiguous
+    /// array (sent as is; the size comes from its shape), any C-contiguous
+    /// bytes-like object with `width` and `height` given, or another image:
+    /// a PIL image, a gray (h, w) array, an RGBA/BGR/BGRA array (`layout`
+    /// names the channel order: "rgb", "bgr", "rgba", "rgbx", "bgra",
+    /// "bgrx", "gray"; None infers it from the shape) or a non-contiguous
+    /// array, converted to RGB with one copy first. With `timeout` > 0, wait
+    /// that long for a free buffer first. Raises NoBufferAvailableError
+    /// (frame dropped) or UnconnectedError (no client) when the frame was not
+    /// sent.
+    #[pyo3(signature = (frame_number, pixels, *, width = None, height = None, timeout = 0.0, layout = None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -175,33 +181,10 @@ impl Server {
         width: Option<i64>,
         height: Option<i64>,
         timeout: f64,
+        layout: Option<&str>,
     ) -> PyResult<()> {
         let wait = duration(py, timeout, "timeout")?;
-        let data = Bytes::get_shaped(pixels).map_err(|e| {
-            typed(py, "BadArgsError", format!("pixels must be a C-contiguous bytes-like object or uint8 array: {e}"))
-        })?;
-        let (w, h) = match (width, height) {
-            (Some(w), Some(h)) => dims(py, w, h)?,
-            (None, None) => {
-                let s = data.shape();
-                let byte_format = matches!(s.format.trim_start_matches(['@', '=', '<', '>', '!']), "B");
-                match s.dims.as_slice() {
-                    [h, w, 3] if byte_format && s.itemsize == 1 => dims(py, *w as i64, *h as i64)?,
-                    _ => {
-                        return Err(typed(
-                            py,
-                            "BadArgsError",
-                            format!(
-                                "pixels has shape {:?} and format {:?}; pass an (h, w, 3) uint8 array, \
-                                 or width= and height= with a bytes-like object",
-                                s.dims, s.format
-                            ),
-                        ))
-                    }
-                }
-            }
-            _ => return Err(typed(py, "BadArgsError", "give both width and height, or neither".to_owned())),
-        };
+        let RgbFrame { bytes: data, width: w, height: h } = rgb_frame(pixels, width, height, layout)?;
         // Frame numbers are u32 on the wire and wrap around.
         let number = frame_number as u32;
         let r = buffer::with_slice_detached(py, &data, |px| {

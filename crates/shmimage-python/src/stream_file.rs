@@ -1,7 +1,41 @@
 //! `StreamFile` and `create_stream_file()`: private stream files this process
 //! makes and removes.
+//!
+//! Every file made here is also listed (weakly) in `MADE`, and the package
+//! registers `_close_stream_files` with `atexit`: a file whose `StreamFile`
+//! is still referenced at exit (a daemon thread, a global, a cycle) is
+//! removed then. Only the process that made a file removes it: a fork child
+//! neither removes its parent's files at exit nor when its copy is dropped.
 
-use std::sync::Mutex;
+/// The files this process made and has not closed.
+static MADE: Mutex<Vec<Weak<Owned>>> = Mutex::new(Vec::new());
+
+/// A made file and the process that made it.
+struct Owned {
+    file: Mutex<Option<shmimage::StreamFile>>,
+    pid: u32,
+}
+
+impl Owned {
+    /// Remove the file (idempotent); in a fork child, only forget it.
+    fn close(&self) {
+        let f = lock(&self.file).take();
+        if std::process::id() == self.pid {
+            drop(f);
+        } else {
+            // The parent's file: leave it (and its directory) alone.
+            std::mem::forget(f);
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+use std::sync::{Arc, Mutex, Weak};
 
 use pyo3::prelude::*;
 
@@ -12,7 +46,7 @@ use crate::errors::{self, Side};
 /// private directory.
 #[pyclass(frozen, module = "shmimage", name = "StreamFile")]
 pub(crate) struct StreamFile {
-    inner: Mutex<Option<shmimage::StreamFile>>,
+    inner: Arc<Owned>,
     path: String,
 }
 
@@ -31,14 +65,13 @@ impl StreamFile {
     /// True once closed (the file is gone).
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.inner).is_none()
+        lock(&self.inner.file).is_none()
     }
 
     /// Remove the file and its directory (streams already open keep working
     /// on the unlinked file). Idempotent.
     fn close(&self, py: Python<'_>) {
-        let f = lock(&self.inner).take();
-        py.detach(move || drop(f));
+        py.detach(|| self.inner.close());
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -63,11 +96,24 @@ pub(crate) fn create_stream_file(py: Python<'_>, max_width: i64, max_height: i64
     let (w, h) = dims(py, max_width, max_height)?;
     let f = py.detach(|| shmimage::StreamFile::for_frame(w, h)).map_err(|e| errors::to_py(py, &e, Side::Other))?;
     let path = f.path().to_string_lossy().into_owned();
-    Ok(StreamFile { inner: Mutex::new(Some(f)), path })
+    let inner = Arc::new(Owned { file: Mutex::new(Some(f)), pid: std::process::id() });
+    let mut made = lock(&MADE);
+    made.retain(|w| w.strong_count() > 0);
+    made.push(Arc::downgrade(&inner));
+    Ok(StreamFile { inner, path })
+}
+
+/// Remove every stream file this process made and has not closed (run by
+/// `atexit`; a fork child removes nothing of its parent's).
+#[pyfunction]
+fn _close_stream_files(py: Python<'_>) {
+    let made: Vec<Weak<Owned>> = std::mem::take(&mut *lock(&MADE));
+    py.detach(|| made.iter().filter_map(Weak::upgrade).for_each(|f| f.close()));
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamFile>()?;
     m.add_function(wrap_pyfunction!(create_stream_file, m)?)?;
+    m.add_function(wrap_pyfunction!(_close_stream_files, m)?)?;
     Ok(())
 }

@@ -114,3 +114,30 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PixelView>()?;
     Ok(())
 }
+
+/// numpy's `__array__(dtype=None, copy=None)` on top of a zero-copy `view`
+/// (or a `copy` when asked): `np.asarray(frame)` is the tracked view.
+pub(crate) fn array_protocol<'py>(
+    view: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    copy: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    dtype: Option<&Bound<'py, PyAny>>,
+    want_copy: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arr = if want_copy == Some(true) { copy()? } else { view()? };
+    match dtype {
+        Some(d) if !d.is_none() => {
+            let same = arr.getattr("dtype")?.eq(d)?;
+            if !same && want_copy == Some(false) {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "the pixels are uint8; converting to another dtype needs a copy (copy=False was given)",
+                ));
+            }
+            if same {
+                Ok(arr)
+            } else {
+                arr.call_method1("astype", (d,))
+            }
+        }
+        _ => Ok(arr),
+    }
+}

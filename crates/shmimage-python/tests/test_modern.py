@@ -226,9 +226,9 @@ def test_put_accepts_arrays_and_buffers_with_sizes(stream):
     [
         (b"\0" * 72, {}),  # a buffer needs width and height
         (np.zeros((4, 6, 3), np.uint16), {}),
-        (np.zeros((4, 6), np.uint8), {}),
-        (np.zeros((4, 6, 4), np.uint8), {}),
-        (np.zeros((4, 12, 3), np.uint8)[:, ::2], {}),  # not contiguous
+        # Gray (h, w), RGBA (h, w, 4) and non-contiguous arrays were refused
+        # here; issue 14 makes put convert them (tests/test_habits.py).
+        (np.zeros((4, 6, 2), np.uint8), {}),
         (b"\0" * 72, dict(width=6)),
         (b"\0" * 71, dict(width=6, height=4)),
         (b"\0" * 72, dict(width=0, height=4)),
