@@ -25,6 +25,8 @@ pub(crate) type Core = Arc<Mutex<ClientCore>>;
 pub(crate) struct Client {
     core: Mutex<Option<Core>>,
     next_frame: AtomicU64,
+    /// Bumped by `_cancel_waits`; a wait that sees it change ends.
+    cancels: AtomicU64,
     path: String,
     reconnected: bool,
 }
@@ -54,6 +56,7 @@ impl Client {
             None => None,
         };
         let id = self.next_frame.fetch_add(1, Ordering::Relaxed);
+        let cancels = self.cancels.load(Ordering::Acquire);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let slice = left.map_or(WAIT_SLICE, |l| l.min(WAIT_SLICE));
@@ -62,7 +65,16 @@ impl Client {
                 if c.held.is_some() {
                     return Err(Error::Locked);
                 }
+                if self.cancels.load(Ordering::Acquire) != cancels {
+                    return Err(Error::NoFrameAvailable);
+                }
                 let info = c.client.wait_frame_unguarded(slice)?;
+                if self.cancels.load(Ordering::Acquire) != cancels {
+                    // Cancelled while the frame arrived: a cancelled wait
+                    // never hands one out.
+                    let _ = c.client.unlock();
+                    return Err(Error::NoFrameAvailable);
+                }
                 let addr = c.client.pixels().map_or(0, |p| p.as_ptr() as usize);
                 c.held = Some(id);
                 Ok((info, addr))
@@ -70,6 +82,9 @@ impl Client {
             match r {
                 Ok((info, addr)) => return Ok(WaitEnd::Frame(Frame::new(Arc::clone(&core), id, info, addr))),
                 Err(Error::NoFrameAvailable) if left.is_some_and(|l| l <= slice) => return Ok(WaitEnd::Timeout),
+                Err(Error::NoFrameAvailable) if self.cancels.load(Ordering::Acquire) != cancels => {
+                    return Err(typed(py, "WaitCancelledError", "the wait was cancelled".to_owned()))
+                }
                 Err(Error::NoFrameAvailable) => py.check_signals()?,
                 Err(Error::Locked) => {
                     return Err(typed(
@@ -100,6 +115,7 @@ impl Client {
         Ok(Client {
             core: Mutex::new(Some(Arc::new(Mutex::new(ClientCore { client, held: None })))),
             next_frame: AtomicU64::new(1),
+            cancels: AtomicU64::new(0),
             path: path.to_string_lossy().into_owned(),
             reconnected,
         })
@@ -165,7 +181,9 @@ impl Client {
     /// End every wait in progress on this client (they raise
     /// WaitCancelledError); later waits are not affected. Used by the
     /// asyncio methods when their task is cancelled.
-    fn _cancel_waits(&self) {}
+    fn _cancel_waits(&self) {
+        self.cancels.fetch_add(1, Ordering::AcqRel);
+    }
 
     /// False only when the server process is known to have exited.
     fn is_server_alive(&self, py: Python<'_>) -> PyResult<bool> {

@@ -41,7 +41,9 @@ impl PixelView {
 
 pub(crate) fn numpy(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     py.import("numpy").map_err(|e| {
-        pyo3::exceptions::PyImportError::new_err(format!("numpy is needed for array views (pip install numpy): {e}"))
+        pyo3::exceptions::PyImportError::new_err(format!(
+            "numpy is needed for arrays (pip install 'shmimage[numpy]'): {e}"
+        ))
     })
 }
 

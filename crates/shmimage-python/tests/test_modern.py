@@ -479,7 +479,9 @@ def test_a_killed_server_is_noticed_promptly(stream_path, peer):
             while True:  # frames already published may still be read
                 client.wait_frame(timeout=5.0).release()
         assert time.monotonic() - t0 < 1.0
-        assert isinstance(exc.value, shmimage.UnconnectedError) and exc.value.code == 4
+        # Its own code since issue 11 (case 9): UNCONNECTED (4) lumped six
+        # situations together; ServerGoneError is still an UnconnectedError.
+        assert isinstance(exc.value, shmimage.UnconnectedError) and exc.value.code == -104
         assert not client.is_server_alive() and client.server_liveness() == "gone"
 
 
