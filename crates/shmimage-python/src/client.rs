@@ -1,36 +1,34 @@
 //! `Client`: the consuming end of a stream (waits, liveness, close).
+//!
+//! The engine client is shared by every thread (`Send + Sync`, `&self`), so
+//! this object adds no lock: `close()` on one thread wakes a `wait_frame` on
+//! another at once (ClosedError), and frames are engine handles that answer
+//! ClosedError once their client is closed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use shmimage::{ClientOptions, Error};
 
-use crate::args::{duration, liveness_name, lock, WAIT_SLICE};
-use crate::errors::{self, closed, server_gone, typed, Side};
+use crate::args::{liveness_name, this_process};
+use crate::errors::{self, closed, typed};
 use crate::frame::{Frame, FrameIter};
-
-pub(crate) struct ClientCore {
-    pub(crate) client: shmimage::Client,
-    /// The id of the Frame object holding the engine's lock.
-    pub(crate) held: Option<u64>,
-}
-
-pub(crate) type Core = Arc<Mutex<ClientCore>>;
+use crate::wait::{engine_wait, timeout as wait_timeout};
 
 /// The consuming end of a stream.
 #[pyclass(frozen, module = "shmimage", name = "Client")]
 pub(crate) struct Client {
-    core: Mutex<Option<Core>>,
-    next_frame: AtomicU64,
-    /// Bumped by `_cancel_waits`; a wait that sees it change ends.
+    client: shmimage::Client,
+    /// Bumped by `_cancel_waits`: a wait that got a frame just as it was
+    /// cancelled gives it back instead of handing it out.
     cancels: AtomicU64,
     path: String,
     reconnected: bool,
+    pid: u32,
 }
 
+/// How a frame wait ended, short of an exception.
 pub(crate) enum WaitEnd {
     Frame(Frame),
     Timeout,
@@ -38,66 +36,57 @@ pub(crate) enum WaitEnd {
 }
 
 impl Client {
-    fn core(&self, py: Python<'_>) -> PyResult<Core> {
-        let core = lock(&self.core).clone();
-        core.ok_or_else(|| closed(py, "the client"))
-    }
-
-    fn with_core<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut ClientCore) -> T + Send) -> PyResult<T> {
-        let core = self.core(py)?;
-        Ok(py.detach(move || f(&mut lock(&core))))
-    }
-
-    /// Lock a frame, waiting up to `timeout` (None: forever; 0: just look).
-    pub(crate) fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<WaitEnd> {
-        let core = self.core(py)?;
-        let deadline = match timeout {
-            Some(t) => Some(Instant::now() + duration(py, t, "timeout")?),
-            None => None,
-        };
-        let id = self.next_frame.fetch_add(1, Ordering::Relaxed);
-        let cancels = self.cancels.load(Ordering::Acquire);
-        loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let slice = left.map_or(WAIT_SLICE, |l| l.min(WAIT_SLICE));
-            let r = py.detach(|| {
-                let mut c = lock(&core);
-                if c.held.is_some() {
-                    return Err(Error::Locked);
-                }
-                if self.cancels.load(Ordering::Acquire) != cancels {
-                    return Err(Error::NoFrameAvailable);
-                }
-                let info = c.client.wait_frame_unguarded(slice)?;
-                if self.cancels.load(Ordering::Acquire) != cancels {
-                    // Cancelled while the frame arrived: a cancelled wait
-                    // never hands one out.
-                    let _ = c.client.unlock();
-                    return Err(Error::NoFrameAvailable);
-                }
-                let addr = c.client.pixels().map_or(0, |p| p.as_ptr() as usize);
-                c.held = Some(id);
-                Ok((info, addr))
-            });
-            match r {
-                Ok((info, addr)) => return Ok(WaitEnd::Frame(Frame::new(Arc::clone(&core), id, info, addr))),
-                Err(Error::NoFrameAvailable) if left.is_some_and(|l| l <= slice) => return Ok(WaitEnd::Timeout),
-                Err(Error::NoFrameAvailable) if self.cancels.load(Ordering::Acquire) != cancels => {
-                    return Err(typed(py, "WaitCancelledError", "the wait was cancelled".to_owned()))
-                }
-                Err(Error::NoFrameAvailable) => py.check_signals()?,
-                Err(Error::Locked) => {
-                    return Err(typed(
-                        py,
-                        "LockedError",
-                        "a frame of this client is still held: release it (frame.release() or a with block) first"
-                            .to_owned(),
-                    ))
-                }
-                Err(Error::Unconnected { .. }) => return Ok(WaitEnd::ServerGone),
-                Err(e) => return Err(errors::to_py(py, &e, Side::Client)),
-            }
+    /// Closed or inherited across fork: the error for calls the engine
+    /// answers without one.
+    fn usable(&self, py: Python<'_>) -> PyResult<()> {
+        if this_process() != self.pid {
+            return Err(errors::to_py(py, &Error::Forked));
         }
+        if self.client.is_closed() {
+            return Err(closed(py, "the client"));
+        }
+        Ok(())
+    }
+
+    /// Lock a frame, waiting up to `timeout` seconds (None: forever; 0: just
+    /// look).
+    pub(crate) fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<WaitEnd> {
+        let t = wait_timeout(py, timeout)?;
+        let cancels = self.cancels.load(Ordering::Acquire);
+        let timed_out = |e: &Error| matches!(e, Error::NoFrameAvailable);
+        let r = engine_wait(py, t, timed_out, |t| {
+            if self.cancels.load(Ordering::Acquire) != cancels {
+                return Err(Error::Cancelled); // between two slices
+            }
+            let frame = match t {
+                Some(d) if d.is_zero() => self.client.lock()?,
+                _ => self.client.wait_frame(t)?,
+            };
+            if self.cancels.load(Ordering::Acquire) != cancels {
+                // Cancelled as the frame arrived: a cancelled wait hands none out.
+                drop(frame);
+                return Err(Error::Cancelled);
+            }
+            Ok(frame)
+        })?;
+        match r {
+            Ok(frame) => Ok(WaitEnd::Frame(Frame::new(frame))),
+            Err(Error::NoFrameAvailable) => Ok(WaitEnd::Timeout),
+            Err(Error::ServerGone { .. }) => Ok(WaitEnd::ServerGone),
+            Err(Error::Locked) => Err(typed(
+                py,
+                "LockedError",
+                "two frames of this client are still held (by Frame objects or their numpy views): \
+                 release one (frame.release(), a with block, or del the views) first"
+                    .to_owned(),
+            )),
+            Err(Error::Closed) => Err(closed(py, "the client")),
+            Err(e) => Err(errors::to_py(py, &e)),
+        }
+    }
+
+    fn server_gone(&self, py: Python<'_>) -> PyErr {
+        errors::to_py(py, &Error::ServerGone { path: self.client.path().to_owned() })
     }
 }
 
@@ -105,32 +94,33 @@ impl Client {
 impl Client {
     /// Open a stream file as its client and connect. `reconnected` tells
     /// whether the file already carried a stream (EnSight's RECONNECTING).
+    /// Raises PeerBusyError when another live client holds the file.
     #[new]
     #[pyo3(signature = (path, *, monitor_thread = true))]
     fn new(py: Python<'_>, path: std::path::PathBuf, monitor_thread: bool) -> PyResult<Client> {
         let opts = ClientOptions { monitor_thread, ..Default::default() };
-        let client =
-            py.detach(|| shmimage::Client::connect(&path, opts)).map_err(|e| errors::to_py(py, &e, Side::Other))?;
+        let client = py.detach(|| shmimage::Client::connect(&path, opts)).map_err(|e| errors::to_py(py, &e))?;
         let reconnected = client.reconnected();
         Ok(Client {
-            core: Mutex::new(Some(Arc::new(Mutex::new(ClientCore { client, held: None })))),
-            next_frame: AtomicU64::new(1),
+            client,
             cancels: AtomicU64::new(0),
             path: path.to_string_lossy().into_owned(),
             reconnected,
+            pid: this_process(),
         })
     }
 
     /// Wait for the newest frame and lock it. Raises FrameTimeoutError (also a
     /// TimeoutError) when none arrives in `timeout` seconds (None: wait
-    /// forever), ServerGoneError when the server process has exited. The GIL
-    /// is released while waiting.
+    /// forever), ServerGoneError when the server process has exited,
+    /// ClosedError when close() is called meanwhile (from any thread). The
+    /// GIL is released while waiting. Up to two frames may be held at once.
     #[pyo3(signature = (timeout = None))]
     fn wait_frame(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Frame> {
         match self.wait(py, timeout)? {
             WaitEnd::Frame(f) => Ok(f),
             WaitEnd::Timeout => Err(typed(py, "FrameTimeoutError", no_frame_within(timeout))),
-            WaitEnd::ServerGone => Err(server_gone(py)),
+            WaitEnd::ServerGone => Err(self.server_gone(py)),
         }
     }
 
@@ -139,20 +129,21 @@ impl Client {
         match self.wait(py, Some(0.0))? {
             WaitEnd::Frame(f) => Ok(f),
             WaitEnd::Timeout => Err(typed(py, "NoFrameAvailableError", "no new frame is available".to_owned())),
-            WaitEnd::ServerGone => Err(server_gone(py)),
+            WaitEnd::ServerGone => Err(self.server_gone(py)),
         }
     }
 
-    /// Iterate over frames as they arrive. Each frame is released when the
-    /// next is requested (BufferError if views of it still exist). The
+    /// Iterate over frames as they arrive:
+    /// `for f in client.frames(): img = f.array()` works, zero-copy. When
+    /// the next frame is requested the previous one is released, or, while
+    /// numpy views of it still exist, kept locked until the last view is
+    /// gone (a frame's view never shows another frame's pixels). The
     /// iteration ends when no frame arrives within `timeout` seconds (None:
     /// never) or when the server process has gone and every frame it
     /// published has been read (`is_server_alive()` tells which).
     #[pyo3(signature = (timeout = None))]
     fn frames(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<FrameIter> {
-        if let Some(t) = timeout {
-            duration(slf.py(), t, "timeout")?;
-        }
+        wait_timeout(slf.py(), timeout)?;
         Ok(FrameIter::new(slf.clone().unbind(), timeout))
     }
 
@@ -161,9 +152,7 @@ impl Client {
     /// running; cancelling the task ends the wait.
     #[pyo3(signature = (timeout = None))]
     fn wait_frame_async<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(t) = timeout {
-            duration(slf.py(), t, "timeout")?;
-        }
+        wait_timeout(slf.py(), timeout)?;
         slf.py().import("shmimage._aio")?.getattr("wait_frame_async")?.call1((slf, timeout))
     }
 
@@ -172,17 +161,16 @@ impl Client {
     /// gone).
     #[pyo3(signature = (timeout = None))]
     fn aframes<'py>(slf: &Bound<'py, Self>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(t) = timeout {
-            duration(slf.py(), t, "timeout")?;
-        }
+        wait_timeout(slf.py(), timeout)?;
         slf.py().import("shmimage._aio")?.getattr("aframes")?.call1((slf, timeout))
     }
 
     /// End every wait in progress on this client (they raise
-    /// WaitCancelledError); later waits are not affected. Used by the
-    /// asyncio methods when their task is cancelled.
+    /// WaitCancelledError); later waits are not affected. The asyncio
+    /// methods call it when their task is cancelled.
     fn _cancel_waits(&self) {
         self.cancels.fetch_add(1, Ordering::AcqRel);
+        self.client.cancel();
     }
 
     /// False only when the server process is known to have exited.
@@ -193,7 +181,8 @@ impl Client {
     /// "alive", "gone" or "unknown" (a server that never showed a liveness
     /// lock, e.g. EnSight itself).
     fn server_liveness(&self, py: Python<'_>) -> PyResult<&'static str> {
-        self.with_core(py, |c| liveness_name(c.client.server_liveness()))
+        self.usable(py)?;
+        Ok(liveness_name(py.detach(|| self.client.server_liveness())))
     }
 
     /// True when the file already carried a stream at connect (RECONNECTING).
@@ -210,17 +199,19 @@ impl Client {
     /// Payload bytes of one buffer.
     #[getter]
     fn capacity(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with_core(py, |c| c.client.capacity())
+        self.usable(py)?;
+        Ok(self.client.capacity())
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.core).is_none()
+        self.client.is_closed()
     }
 
     /// Counters since connect.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.with_core(py, |c| c.client.stats())?;
+        self.usable(py)?;
+        let s = self.client.stats();
         let d = PyDict::new(py);
         d.set_item("frames_locked", s.frames_locked)?;
         d.set_item("frames_stale", s.frames_stale)?;
@@ -231,12 +222,13 @@ impl Client {
         Ok(d)
     }
 
-    /// Disconnect (the server then sees UNCONNECTED). A frame still held
-    /// keeps the stream open until that frame is released. Idempotent.
+    /// Disconnect, from any thread: a wait in progress ends at once with
+    /// ClosedError, frames of this client answer ClosedError from now on (a
+    /// numpy view made before reads zeros, never another frame), and the
+    /// server sees UNCONNECTED. Idempotent. In a fork child it touches
+    /// nothing of the parent's.
     fn close(&self, py: Python<'_>) {
-        let core = lock(&self.core).take();
-        // Dropping the last reference joins the monitor thread.
-        py.detach(move || drop(core));
+        py.detach(|| self.client.close());
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -253,16 +245,15 @@ impl Client {
     }
 }
 
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Client>()?;
-    Ok(())
-}
-
 /// The message of a frame wait's timeout, in seconds as the caller gave them.
 fn no_frame_within(timeout: Option<f64>) -> String {
     match timeout {
         Some(t) => format!("no frame arrived within {t} s"),
-        // Only a cancelled endless wait ends without a frame.
         None => "no frame arrived".to_owned(),
     }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Client>()?;
+    Ok(())
 }

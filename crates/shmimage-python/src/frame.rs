@@ -1,14 +1,21 @@
 //! `Frame`: a locked frame of a client, and `client.frames()`.
+//!
+//! A Frame holds the engine's frame handle, which the engine checks on every
+//! use (client open, not forked, the buffer still this frame's): a frame
+//! outliving its client answers ClosedError. numpy views count themselves
+//! in `views` while they live; release() refuses while any exists, and a
+//! frame whose views are all gone (and which nobody references) unlocks when
+//! it is garbage.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmimage::FrameInfo;
+use shmimage::{Error, FrameInfo};
 
 use crate::args::lock;
-use crate::client::{Client, Core, WaitEnd};
+use crate::client::{Client, WaitEnd};
 use crate::errors::{self, closed};
 use crate::views::{array_from, array_protocol, bytes_from, make_array, Lent};
 
@@ -17,34 +24,34 @@ use crate::views::{array_from, array_protocol, bytes_from, make_array, Lent};
 /// `with` block, which refuse with BufferError while views exist.
 #[pyclass(frozen, module = "shmimage", name = "Frame")]
 pub(crate) struct Frame {
-    core: Core,
-    id: u64,
+    /// The engine's frame; None once released.
+    frame: Mutex<Option<shmimage::Frame>>,
     info: FrameInfo,
-    addr: usize,
     views: Arc<AtomicUsize>,
-    released: Mutex<bool>,
 }
 
 impl Frame {
-    /// A frame whose engine lock is held by `core` under the id `id`.
-    pub(crate) fn new(core: Core, id: u64, info: FrameInfo, addr: usize) -> Frame {
-        Frame { core, id, info, addr, views: Arc::new(AtomicUsize::new(0)), released: Mutex::new(false) }
+    pub(crate) fn new(frame: shmimage::Frame) -> Frame {
+        Frame { info: frame.info(), frame: Mutex::new(Some(frame)), views: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Start a copy: fails once released; counts as a view meanwhile.
-    fn lend(&self, py: Python<'_>) -> PyResult<Lent> {
+    /// The pixels' address, counted as a use (a view, or a copy in
+    /// progress) until the returned `Lent` drops. The engine checks the
+    /// frame is still valid; its pixels stay at that address while the frame
+    /// lives, and release() waits for every use to end.
+    fn lend(&self, py: Python<'_>) -> PyResult<(usize, Lent)> {
         // The lock is released before any Python code runs (see make_array).
-        let lent = (!*lock(&self.released)).then(|| Lent::new(&self.views));
-        lent.ok_or_else(|| closed(py, "this frame (already released)"))
+        let guard = lock(&self.frame);
+        let frame = guard.as_ref().ok_or_else(|| closed(py, "this frame (already released)"))?;
+        match frame.pixels() {
+            Ok(px) => Ok((px.as_ptr() as usize, Lent::new(&self.views))),
+            Err(Error::Closed) => Err(closed(py, "this frame's client")),
+            Err(e) => Err(errors::to_py(py, &e)),
+        }
     }
 
-    /// Give the engine's lock back (if this frame still holds it).
-    fn unlock_core(core: &Core, id: u64) {
-        let mut c = lock(core);
-        if c.held == Some(id) {
-            c.held = None;
-            let _ = c.client.unlock();
-        }
+    fn has_views(&self) -> bool {
+        self.views.load(Ordering::Acquire) > 0
     }
 }
 
@@ -79,18 +86,20 @@ impl Frame {
         self.info.len()
     }
 
+    /// True once released (by release(), a with block, or frames()).
     #[getter]
     fn released(&self) -> bool {
-        *lock(&self.released)
+        lock(&self.frame).is_none()
     }
 
     /// A read-only (height, width, 3) uint8 numpy view of the pixels, with no
     /// copy. Valid until the frame is released, which waits for every view
-    /// to be deleted (BufferError otherwise).
+    /// to be deleted (BufferError otherwise). ClosedError once released or
+    /// once the client is closed.
     fn array<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let this = slf.get();
-        let lent = this.lend(slf.py())?;
-        make_array(slf.as_any(), this.addr, this.info.width, this.info.height, false, lent)
+        let (addr, lent) = this.lend(slf.py())?;
+        make_array(slf.as_any(), addr, this.info.width, this.info.height, false, lent)
     }
 
     /// numpy's array protocol: `np.asarray(frame)` is `frame.array()` (no
@@ -127,31 +136,33 @@ impl Frame {
     /// A writable numpy array holding a copy of the pixels (GIL released
     /// during the copy); it outlives the frame.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let _lent = self.lend(py)?;
-        array_from(py, self.addr, self.info.width, self.info.height)
+        let (addr, _lent) = self.lend(py)?;
+        array_from(py, addr, self.info.width, self.info.height)
     }
 
     /// The pixels as bytes (a copy, GIL released during the copy).
     fn tobytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let _lent = self.lend(py)?;
-        bytes_from(py, self.addr, self.info.len())
+        let (addr, _lent) = self.lend(py)?;
+        bytes_from(py, addr, self.info.len())
     }
 
     /// Give the frame back to the stream. Raises BufferError while numpy views
-    /// of it exist (delete them, or keep .copy()s instead). Idempotent.
+    /// of it exist (delete them, or keep .copy()s instead). Idempotent, and
+    /// quiet after the client was closed.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let mut released = lock(&self.released);
-        if *released {
-            return Ok(());
-        }
-        let n = self.views.load(Ordering::Acquire);
-        if n > 0 {
-            return Err(errors::views_alive("cannot release the frame", n));
-        }
-        *released = true;
-        drop(released);
-        let (core, id) = (Arc::clone(&self.core), self.id);
-        py.detach(move || Frame::unlock_core(&core, id));
+        let frame = {
+            let mut guard = lock(&self.frame);
+            if guard.is_none() {
+                return Ok(());
+            }
+            let n = self.views.load(Ordering::Acquire);
+            if n > 0 {
+                return Err(errors::views_alive("cannot release the frame", n));
+            }
+            guard.take()
+        };
+        // Closed or forked: nothing of ours to give back.
+        py.detach(move || drop(frame));
         Ok(())
     }
 
@@ -185,16 +196,6 @@ impl Frame {
     }
 }
 
-impl Drop for Frame {
-    fn drop(&mut self) {
-        // Views keep the Frame alive, so none exists now. The core mutex is
-        // never held by a thread waiting for the GIL, so blocking here is safe.
-        if !*lock(&self.released) {
-            Frame::unlock_core(&self.core, self.id);
-        }
-    }
-}
-
 /// `for frame in client.frames(timeout=...)`.
 #[pyclass(frozen, module = "shmimage", name = "_FrameIter")]
 pub(crate) struct FrameIter {
@@ -218,9 +219,13 @@ impl FrameIter {
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Frame>>> {
         let prev = lock(&self.prev).take();
         if let Some(p) = prev {
-            if let Err(e) = p.get().release(py) {
-                *lock(&self.prev) = Some(p);
-                return Err(e);
+            // With views alive the frame stays locked until the last one is
+            // gone (the engine holds two frames at once); it unlocks when the
+            // views and the Frame are garbage.
+            if !p.get().has_views() {
+                // Only BufferError can come back: a view made meanwhile on
+                // another thread, which keeps the frame as above.
+                let _ = p.get().release(py);
             }
         }
         match self.client.get().wait(py, self.timeout)? {

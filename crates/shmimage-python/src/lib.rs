@@ -25,6 +25,7 @@ mod pixels_in;
 mod server;
 mod stream_file;
 mod views;
+mod wait;
 
 use pyo3::prelude::*;
 

@@ -1,9 +1,14 @@
 //! `Loan`: a buffer lent by the server to render one frame into in place.
+//!
+//! It holds the engine's loan handle, which the engine checks on every use
+//! (server open, not forked, loan still current): a loan outliving its
+//! server answers ClosedError, never writes unmapped memory.
 
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use shmimage::Error;
 
 use crate::args::lock;
 use crate::errors::{self, closed};
@@ -19,34 +24,51 @@ pub(crate) struct Loan {
     id: u64,
     width: u32,
     height: u32,
-    addr: usize,
-    open: Mutex<bool>,
+    /// The engine's loan; None once committed or abandoned.
+    loan: Mutex<Option<shmimage::Loan>>,
 }
 
 impl Loan {
-    /// The Python side of loan `id` of `server`, over `addr`.
-    pub(crate) fn new(server: Py<Server>, id: u64, width: u32, height: u32, addr: usize) -> Loan {
-        Loan { server, id, width, height, addr, open: Mutex::new(true) }
+    /// The Python side of loan `id` of `server`.
+    pub(crate) fn new(_py: Python<'_>, server: Py<Server>, id: u64, loan: shmimage::Loan) -> PyResult<Loan> {
+        Ok(Loan { server, id, width: loan.width(), height: loan.height(), loan: Mutex::new(Some(loan)) })
+    }
+
+    fn ended(py: Python<'_>) -> PyErr {
+        closed(py, "this loan (already committed or abandoned)")
+    }
+
+    fn error(&self, py: Python<'_>, e: &Error) -> PyErr {
+        match e {
+            Error::Closed => closed(py, "the loan's server"),
+            _ => errors::to_py(py, e),
+        }
     }
 
     /// End the loan (commit or abandon), refusing while views exist.
     fn end(&self, py: Python<'_>, commit: Option<u32>) -> PyResult<()> {
         let server = self.server.get();
-        let mut open = lock(&self.open);
-        if !*open {
-            drop(open);
-            return Err(closed(py, "this loan (already committed or abandoned)"));
+        let loan = {
+            let mut guard = lock(&self.loan);
+            if guard.is_none() {
+                return Err(Loan::ended(py));
+            }
+            let n = server.loan_views.load(Ordering::Acquire);
+            if n > 0 {
+                return Err(errors::views_alive("cannot end the loan", n));
+            }
+            guard.take()
+        };
+        server.loan_ended(self.id);
+        let Some(loan) = loan else { return Err(Loan::ended(py)) };
+        match commit {
+            Some(n) => py.detach(|| loan.commit(n)).map_err(|e| self.error(py, &e)),
+            None => {
+                // Quiet also when the server is closed: nothing to give back.
+                py.detach(|| loan.abandon());
+                Ok(())
+            }
         }
-        let n = server.loan_views.load(Ordering::Acquire);
-        if n > 0 {
-            return Err(errors::views_alive("cannot end the loan", n));
-        }
-        *open = false;
-        // Not held across the call below: it re-takes the GIL, and a thread
-        // holding the GIL may be waiting for this lock.
-        drop(open);
-        let id = self.id;
-        server.with_cell(py, |c| c.end_loan(id, commit))
     }
 }
 
@@ -62,20 +84,26 @@ impl Loan {
         self.height
     }
 
-    /// True until committed or abandoned.
+    /// True until committed or abandoned, and while the server is open.
     #[getter]
     fn is_open(&self) -> bool {
-        *lock(&self.open)
+        lock(&self.loan).as_ref().is_some_and(shmimage::Loan::is_valid)
     }
 
     /// A writable (height, width, 3) uint8 numpy view of the lent buffer.
     /// Delete every view before commit()/abandon() (they refuse otherwise).
+    /// ClosedError once the loan ended or its server was closed.
     fn array<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
         let this = slf.get();
         // The lock is released before any Python code runs (see make_array).
-        let lent = (*lock(&this.open)).then(|| Lent::new(&this.server.get().loan_views));
-        let lent = lent.ok_or_else(|| closed(slf.py(), "this loan (already committed or abandoned)"))?;
-        make_array(slf.as_any(), this.addr, this.width, this.height, true, lent)
+        let (addr, lent) = {
+            let mut guard = lock(&this.loan);
+            let loan = guard.as_mut().ok_or_else(|| Loan::ended(py))?;
+            let px = loan.pixels_mut().map_err(|e| this.error(py, &e))?;
+            (px.as_mut_ptr() as usize, Lent::new(&this.server.get().loan_views))
+        };
+        make_array(slf.as_any(), addr, this.width, this.height, true, lent)
     }
 
     /// numpy's array protocol: `np.asarray(loan)` is `loan.array()`, the
@@ -111,7 +139,7 @@ impl Loan {
         _v: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        if !self.is_open() {
+        if lock(&self.loan).is_none() {
             return Ok(false);
         }
         match self.abandon(py) {
@@ -127,13 +155,10 @@ impl Loan {
 
 impl Drop for Loan {
     fn drop(&mut self) {
-        if !*lock(&self.open) {
-            return;
-        }
-        // Views keep the Loan alive, so none exists now: abandoning is safe.
-        // The cell mutex is never held by a thread waiting for the GIL.
-        if let Some(cell) = lock(&self.server.get().cell).as_mut() {
-            let _ = cell.end_loan(self.id, None);
+        // Views keep the Loan alive, so none exists now. Dropping the engine
+        // loan abandons it (nothing shared is touched in a fork child).
+        if lock(&self.loan).take().is_some() {
+            self.server.get().loan_ended(self.id);
         }
     }
 }

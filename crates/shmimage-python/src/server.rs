@@ -1,144 +1,73 @@
-//! `Server`: the producing end of a stream (put, waits, liveness, close).
+//! `Server`: the producing end of a stream (put, loans, waits, liveness,
+//! close).
 //!
-//! The engine server sits behind a `std::sync::Mutex`. No thread ever waits
-//! for the GIL while holding it: work under the mutex is pure Rust, and long
-//! work runs under `Python::detach`.
+//! The engine server is shared by every thread (`Send + Sync`, `&self`
+//! methods, its own serialization per stream), so this object adds no lock
+//! around it: a `put` waiting for a buffer on one thread does not stop
+//! `close()` on another, which wakes that wait at once. The only state kept
+//! here is the Python-level rule of one open `Loan` at a time, and the count
+//! of numpy views of that loan's memory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use shmimage::{Error, ServerOptions};
 
-use crate::args::{dims, duration, liveness_name, lock, WAIT_SLICE};
+use crate::args::{dims, liveness_name, lock, this_process};
 use crate::buffer;
-use crate::errors::{self, closed, typed, Side};
+use crate::errors::{self, closed, typed};
 use crate::loan::Loan;
 use crate::pixels_in::{rgb_frame, RgbFrame};
-
-/// A server and at most one loan in progress, side by side (the engine's
-/// detached loan, which does not borrow the server). `id` tells which Python
-/// `Loan` object the loan belongs to.
-pub(crate) struct ServerCell {
-    server: shmimage::Server,
-    loan: Option<(u64, shmimage::DetachedLoan)>,
-}
-
-impl ServerCell {
-    fn new(server: shmimage::Server) -> ServerCell {
-        ServerCell { server, loan: None }
-    }
-
-    /// The server, unless a loan holds a buffer (one frame at a time).
-    fn server_mut(&mut self) -> Result<&mut shmimage::Server, Error> {
-        if self.loan.is_some() {
-            return Err(Error::Locked);
-        }
-        Ok(&mut self.server)
-    }
-
-    /// Start a loan; returns the address and length of its pixels, which
-    /// stay valid until the loan ends (the mapping lives as long as the server).
-    fn start_loan(&mut self, id: u64, width: u32, height: u32) -> Result<(usize, usize), Error> {
-        if self.loan.is_some() {
-            return Err(Error::Locked);
-        }
-        let loan = self.server.loan_detached(width, height)?;
-        let slice = self.server.detached_pixels(&loan);
-        let (addr, len) = (slice.as_mut_ptr() as usize, slice.len());
-        self.loan = Some((id, loan));
-        Ok((addr, len))
-    }
-
-    /// End loan `id`: publish it as frame `commit`, or give it back (`None`).
-    /// A loan that is not the current one (already ended) is left alone.
-    pub(crate) fn end_loan(&mut self, id: u64, commit: Option<u32>) -> Result<(), Error> {
-        match self.loan.take() {
-            Some((current, loan)) if current == id => match commit {
-                Some(n) => self.server.commit_detached(loan, n),
-                None => {
-                    self.server.abandon_detached(loan);
-                    Ok(())
-                }
-            },
-            other => {
-                self.loan = other;
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Drop for ServerCell {
-    fn drop(&mut self) {
-        if let Some((_, loan)) = self.loan.take() {
-            self.server.abandon_detached(loan);
-        }
-    }
-}
+use crate::wait::{duration, engine_wait, timeout as wait_timeout};
 
 /// The producing end of a stream.
 #[pyclass(frozen, module = "shmimage", name = "Server")]
 pub(crate) struct Server {
-    pub(crate) cell: Mutex<Option<ServerCell>>,
-    /// Views of the open loan's memory.
+    server: shmimage::Server,
+    /// The id of the open `Loan`, if any (one at a time).
+    open_loan: Mutex<Option<u64>>,
+    /// numpy views of the open loan's memory.
     pub(crate) loan_views: Arc<AtomicUsize>,
     next_loan: AtomicU64,
     path: String,
-    capacity: u64,
+    pid: u32,
 }
 
 impl Server {
-    /// Run `f` on the open cell with the GIL released.
-    pub(crate) fn with_cell<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut ServerCell) -> Result<T, Error> + Send,
-    ) -> PyResult<T> {
-        let r = py.detach(|| match lock(&self.cell).as_mut() {
-            Some(cell) => Ok(f(cell)),
-            None => Err(()),
-        });
-        match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(py, &e)),
-            Err(()) => Err(closed(py, "the server")),
+    /// Closed or inherited across fork: the error for calls the engine
+    /// answers without one.
+    fn usable(&self, py: Python<'_>) -> PyResult<()> {
+        if this_process() != self.pid {
+            return Err(errors::to_py(py, &Error::Forked));
+        }
+        if self.server.is_closed() {
+            return Err(closed(py, "the server"));
+        }
+        Ok(())
+    }
+
+    /// Refuse while a loan is open (one frame at a time).
+    fn no_loan(&self, py: Python<'_>) -> PyResult<()> {
+        match *lock(&self.open_loan) {
+            Some(_) => Err(loan_open(py)),
+            None => Ok(()),
         }
     }
 
-    fn error(&self, py: Python<'_>, e: &Error) -> PyErr {
+    pub(crate) fn error(&self, py: Python<'_>, e: &Error) -> PyErr {
         match e {
-            Error::Locked => {
-                typed(py, "LockedError", "a loan is open on this server: commit or abandon it first".to_owned())
-            }
-            _ => errors::to_py(py, e, Side::Other),
+            Error::Closed => closed(py, "the server"),
+            _ => errors::to_py(py, e),
         }
     }
 
-    /// Wait in slices so Ctrl-C is seen; `step` returns Some(result) when done.
-    fn wait_loop<T: Send>(
-        &self,
-        py: Python<'_>,
-        timeout: Option<f64>,
-        step: impl Fn(&mut shmimage::Server, Duration) -> Option<Result<T, Error>> + Sync,
-        on_timeout: T,
-    ) -> PyResult<T> {
-        let deadline = match timeout {
-            Some(t) => Some(Instant::now() + duration(py, t, "timeout")?),
-            None => None,
-        };
-        loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let slice = left.map_or(WAIT_SLICE, |l| l.min(WAIT_SLICE));
-            if let Some(r) = self.with_cell(py, |c| Ok(step(c.server_mut()?, slice)))? {
-                return r.map_err(|e| self.error(py, &e));
-            }
-            if left.is_some_and(|l| l <= slice) {
-                return Ok(on_timeout);
-            }
-            py.check_signals()?;
+    /// Forget loan `id` (it ended).
+    pub(crate) fn loan_ended(&self, id: u64) {
+        let mut open = lock(&self.open_loan);
+        if *open == Some(id) {
+            *open = None;
         }
     }
 }
@@ -146,19 +75,19 @@ impl Server {
 #[pymethods]
 impl Server {
     /// Open an existing stream file as its server (resets both buffers).
+    /// Raises PeerBusyError when another live server holds the file.
     #[new]
     #[pyo3(signature = (path, flip_vertical = false))]
     fn new(py: Python<'_>, path: std::path::PathBuf, flip_vertical: bool) -> PyResult<Server> {
         let opts = ServerOptions { flip_vertical, ..Default::default() };
-        let server =
-            py.detach(|| shmimage::Server::create(&path, opts)).map_err(|e| errors::to_py(py, &e, Side::Other))?;
-        let capacity = server.capacity();
+        let server = py.detach(|| shmimage::Server::create(&path, opts)).map_err(|e| errors::to_py(py, &e))?;
         Ok(Server {
-            capacity,
-            cell: Mutex::new(Some(ServerCell::new(server))),
+            server,
+            open_loan: Mutex::new(None),
             loan_views: Arc::new(AtomicUsize::new(0)),
             next_loan: AtomicU64::new(1),
             path: path.to_string_lossy().into_owned(),
+            pid: this_process(),
         })
     }
 
@@ -169,10 +98,11 @@ impl Server {
     /// names the channel order: "rgb", "bgr", "rgba", "rgbx", "bgra",
     /// "bgrx", "gray"; None infers it from the shape) or a non-contiguous
     /// array, converted to RGB with one copy first. With `timeout` > 0, wait
-    /// that long for a free buffer first. Raises NoBufferAvailableError
-    /// (frame dropped) or UnconnectedError (no client) when the frame was not
-    /// sent.
+    /// that long for a free buffer first (close() from another thread ends
+    /// that wait with ClosedError). Raises NoBufferAvailableError (frame
+    /// dropped) or UnconnectedError (no client) when the frame was not sent.
     #[pyo3(signature = (frame_number, pixels, *, width = None, height = None, timeout = 0.0, layout = None))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
     fn put(
         &self,
         py: Python<'_>,
@@ -185,72 +115,77 @@ impl Server {
     ) -> PyResult<()> {
         let wait = duration(py, timeout, "timeout")?;
         let RgbFrame { bytes: data, width: w, height: h } = rgb_frame(pixels, width, height, layout)?;
+        self.usable(py)?;
+        self.no_loan(py)?;
         // Frame numbers are u32 on the wire and wrap around.
         let number = frame_number as u32;
+        let server = &self.server;
         let r = buffer::with_slice_detached(py, &data, |px| {
-            let mut guard = lock(&self.cell);
-            let cell = guard.as_mut().ok_or(None)?;
-            let server = cell.server_mut().map_err(Some)?;
             if !wait.is_zero() {
-                server.wait_for_buffer(wait).map_err(Some)?;
+                server.wait_for_buffer(Some(wait))?;
             }
-            server.put_frame(number, w, h, px).map_err(Some)
+            server.put_frame(number, w, h, px)
         });
-        match r {
-            Ok(()) => Ok(()),
-            Err(Some(e)) => Err(self.error(py, &e)),
-            Err(None) => Err(closed(py, "the server")),
-        }
+        r.map_err(|e| self.error(py, &e))
     }
 
     /// Borrow a free buffer to render a whole frame into, with no copy:
-    /// `loan.array()` is a writable (height, width, 3) view of shared memory,
-    /// `loan.commit(frame_number)` publishes it.
+    /// `loan.array()` (or `np.asarray(loan)`) is a writable (height, width,
+    /// 3) view of shared memory, `loan.commit(frame_number)` publishes it.
     fn loan(slf: &Bound<'_, Self>, width: i64, height: i64) -> PyResult<Loan> {
         let py = slf.py();
         let this = slf.get();
         let (w, h) = dims(py, width, height)?;
         let id = this.next_loan.fetch_add(1, Ordering::Relaxed);
-        let (addr, len) = this.with_cell(py, |c| c.start_loan(id, w, h))?;
-        debug_assert_eq!(len, w as usize * h as usize * 3);
-        Ok(Loan::new(slf.clone().unbind(), id, w, h, addr))
+        {
+            let mut open = lock(&this.open_loan);
+            if open.is_some() {
+                drop(open);
+                return Err(loan_open(py));
+            }
+            *open = Some(id);
+        }
+        match py.detach(|| this.server.loan(w, h)) {
+            Ok(loan) => Loan::new(py, slf.clone().unbind(), id, loan),
+            Err(e) => {
+                this.loan_ended(id);
+                Err(this.error(py, &e))
+            }
+        }
     }
 
     /// Wait until a client is connected; False on timeout (None: forever).
     #[pyo3(signature = (timeout = None))]
     fn wait_for_client(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        self.wait_loop(
-            py,
-            timeout,
-            |s, slice| match s.wait_for_client(slice) {
-                Ok(()) => Some(Ok(true)),
-                Err(Error::Unconnected { .. }) => None,
-                Err(e) => Some(Err(e)),
-            },
-            false,
-        )
+        let t = wait_timeout(py, timeout)?;
+        let timed_out = |e: &Error| matches!(e, Error::Unconnected);
+        match engine_wait(py, t, timed_out, |t| self.server.wait_for_client(t))? {
+            Ok(()) => Ok(true),
+            Err(Error::Unconnected) => Ok(false),
+            Err(e) => Err(self.error(py, &e)),
+        }
     }
 
     /// Wait until a buffer is free; False on timeout (None: forever). Raises
     /// UnconnectedError when no client is connected.
     #[pyo3(signature = (timeout = None))]
     fn wait_for_buffer(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        self.wait_loop(
-            py,
-            timeout,
-            |s, slice| match s.wait_for_buffer(slice) {
-                Ok(()) => Some(Ok(true)),
-                Err(Error::NoBufferAvailable) => None,
-                Err(e) => Some(Err(e)),
-            },
-            false,
-        )
+        let t = wait_timeout(py, timeout)?;
+        self.usable(py)?;
+        self.no_loan(py)?;
+        let timed_out = |e: &Error| matches!(e, Error::NoBufferAvailable);
+        match engine_wait(py, t, timed_out, |t| self.server.wait_for_buffer(t))? {
+            Ok(()) => Ok(true),
+            Err(Error::NoBufferAvailable) => Ok(false),
+            Err(e) => Err(self.error(py, &e)),
+        }
     }
 
     /// True while a client is connected.
     #[getter]
     fn is_connected(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_cell(py, |c| Ok(!c.server_mut()?.is_unconnected()))
+        self.usable(py)?;
+        Ok(!self.server.is_unconnected())
     }
 
     /// False only when the client process is known to have gone.
@@ -261,13 +196,14 @@ impl Server {
     /// "alive", "gone" or "unknown" (a client that never showed a liveness
     /// lock, e.g. an older implementation).
     fn client_liveness(&self, py: Python<'_>) -> PyResult<&'static str> {
-        self.with_cell(py, |c| Ok(liveness_name(c.server_mut()?.client_liveness())))
+        self.usable(py)?;
+        Ok(liveness_name(py.detach(|| self.server.client_liveness())))
     }
 
     /// Payload bytes of one buffer.
     #[getter]
     fn capacity(&self) -> u64 {
-        self.capacity
+        self.server.capacity()
     }
 
     #[getter]
@@ -277,12 +213,13 @@ impl Server {
 
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.cell).is_none()
+        self.server.is_closed()
     }
 
     /// Counters since the server was opened.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.with_cell(py, |c| Ok(c.server_mut()?.stats()))?;
+        self.usable(py)?;
+        let s = self.server.stats();
         let d = PyDict::new(py);
         d.set_item("frames_sent", s.frames_sent)?;
         d.set_item("frames_dropped", s.frames_dropped)?;
@@ -293,17 +230,20 @@ impl Server {
         Ok(d)
     }
 
-    /// Close the stream. Refused (BufferError) while views of an open loan
-    /// exist; an open loan without views is abandoned. Idempotent.
+    /// Close the stream, from any thread: a wait in progress (put with a
+    /// timeout, wait_for_client, wait_for_buffer) ends at once with
+    /// ClosedError, an open loan is given back, and every later call answers
+    /// ClosedError. Refused (BufferError) while numpy views of an open loan
+    /// exist. Idempotent. In a fork child it touches nothing of the parent's.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let mut guard = lock(&self.cell);
         let n = self.loan_views.load(Ordering::Acquire);
-        if n > 0 && guard.as_ref().is_some_and(|c| c.loan.is_some()) {
+        if n > 0 && lock(&self.open_loan).is_some() && !self.server.is_closed() {
             return Err(errors::views_alive("cannot close the server", n));
         }
-        let cell = guard.take();
-        drop(guard);
-        py.detach(move || drop(cell));
+        py.detach(|| self.server.close());
+        // The engine gave an open loan's buffer back; its Loan answers
+        // ClosedError from now on.
+        *lock(&self.open_loan) = None;
         Ok(())
     }
 
@@ -319,12 +259,9 @@ impl Server {
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         match self.close(py) {
-            Err(e) if !t.is_none() => {
-                // Do not mask the exception in flight; the server closes when
-                // the views and the loan are garbage.
-                let _ = e;
-                Ok(false)
-            }
+            // Do not mask the exception in flight; the server closes when the
+            // views and the loan are garbage.
+            Err(_) if !t.is_none() => Ok(false),
             r => r.map(|()| false),
         }
     }
@@ -332,6 +269,10 @@ impl Server {
     fn __repr__(&self) -> String {
         format!("Server({:?}{})", self.path, if self.closed() { ", closed" } else { "" })
     }
+}
+
+fn loan_open(py: Python<'_>) -> PyErr {
+    typed(py, "LockedError", "a loan is open on this server: commit or abandon it first".into())
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, Weak};
 use pyo3::prelude::*;
 
 use crate::args::{dims, lock};
-use crate::errors::{self, Side};
+use crate::errors;
 
 /// A stream file this process made; closing it removes the file and its
 /// private directory.
@@ -94,7 +94,7 @@ impl StreamFile {
 #[pyfunction]
 pub(crate) fn create_stream_file(py: Python<'_>, max_width: i64, max_height: i64) -> PyResult<StreamFile> {
     let (w, h) = dims(py, max_width, max_height)?;
-    let f = py.detach(|| shmimage::StreamFile::for_frame(w, h)).map_err(|e| errors::to_py(py, &e, Side::Other))?;
+    let f = py.detach(|| shmimage::StreamFile::for_frame(w, h)).map_err(|e| errors::to_py(py, &e))?;
     let path = f.path().to_string_lossy().into_owned();
     let inner = Arc::new(Owned { file: Mutex::new(Some(f)), pid: std::process::id() });
     let mut made = lock(&MADE);

@@ -191,7 +191,6 @@ def test_aframes_iterates_until_a_timeout(stream):
     assert seen and seen[-1] == 3 and seen == sorted(seen)
 
 
-@pytest.mark.xfail(reason="needs the engine's cancel (branch own): the binding's slices end the wait late", strict=True)
 def test_cancelling_wait_frame_async_ends_the_engine_wait(stream):
     server, client, _ = stream
 
