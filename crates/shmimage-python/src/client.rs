@@ -191,6 +191,7 @@ impl Client {
         self.reconnected
     }
 
+    /// The stream file's path.
     #[getter]
     fn path(&self) -> &str {
         &self.path
@@ -203,6 +204,7 @@ impl Client {
         Ok(self.client.capacity())
     }
 
+    /// True once closed.
     #[getter]
     fn closed(&self) -> bool {
         self.client.is_closed()

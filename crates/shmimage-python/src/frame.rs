@@ -63,11 +63,13 @@ impl Frame {
         self.info.number
     }
 
+    /// Pixels per row.
     #[getter]
     fn width(&self) -> u32 {
         self.info.width
     }
 
+    /// Rows.
     #[getter]
     fn height(&self) -> u32 {
         self.info.height

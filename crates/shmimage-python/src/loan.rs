@@ -74,11 +74,13 @@ impl Loan {
 
 #[pymethods]
 impl Loan {
+    /// Pixels per row.
     #[getter]
     fn width(&self) -> u32 {
         self.width
     }
 
+    /// Rows.
     #[getter]
     fn height(&self) -> u32 {
         self.height

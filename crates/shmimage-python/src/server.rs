@@ -206,11 +206,13 @@ impl Server {
         self.server.capacity()
     }
 
+    /// The stream file's path.
     #[getter]
     fn path(&self) -> &str {
         &self.path
     }
 
+    /// True once closed.
     #[getter]
     fn closed(&self) -> bool {
         self.server.is_closed()

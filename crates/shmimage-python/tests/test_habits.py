@@ -207,3 +207,43 @@ def test_cancelling_wait_frame_async_ends_the_engine_wait(stream):
             assert frame.number == 1
 
     asyncio.run(main())
+
+
+# --- stubs and docstrings -----------------------------------------------------------
+
+
+def test_the_stub_and_docstrings_cover_every_public_name():
+    import ast
+    import os
+
+    import shmimage._native as native
+
+    stub = os.path.join(os.path.dirname(shmimage.__file__), "_native.pyi")
+    tree = ast.parse(open(stub).read())
+    stubbed = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            stubbed[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        elif isinstance(node, ast.FunctionDef):
+            stubbed[node.name] = set()
+    missing = []
+    for name in shmimage.__all__:
+        obj = getattr(shmimage, name)
+        if getattr(obj, "__module__", "").startswith("shmimage._errors") or not callable(obj):
+            continue
+        if name not in stubbed:
+            missing.append(name)
+            continue
+        assert obj.__doc__, name
+        if isinstance(obj, type):
+            for attr in dir(obj):
+                if attr.startswith("__") or attr == "_repr_png_" and attr in stubbed[name]:
+                    continue
+                if attr.startswith("_") and attr not in ("_repr_png_", "_cancel_waits"):
+                    continue
+                if attr not in stubbed[name]:
+                    missing.append("{}.{}".format(name, attr))
+                elif not getattr(obj, attr).__doc__:
+                    missing.append("{}.{} (no docstring)".format(name, attr))
+    assert not missing, missing
+    assert native.Server.__doc__ and native.Client.wait_frame.__doc__

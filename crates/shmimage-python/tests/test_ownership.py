@@ -189,6 +189,36 @@ def test_case3_server_close_during_put_timeout_returns_promptly_without_the_gil(
     assert count[0] > 0
 
 
+def test_case3_ctrl_c_ends_an_endless_wait_on_the_main_thread(stream_path):
+    """The redesign's cancellation by Ctrl-C: SIGINT during wait_frame(None)
+    on the main thread raises KeyboardInterrupt there."""
+    import signal
+    import subprocess
+    import sys
+
+    path = stream_path(MiB)
+    code = (
+        "import sys, shmimage\n"
+        "s = shmimage.Server(sys.argv[1]); c = shmimage.Client(sys.argv[1])\n"
+        "print('waiting', flush=True)\n"
+        "try:\n"
+        "    c.wait_frame(None)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "waiting"
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert out.strip() == "interrupted" and p.returncode == 0
+
+
 # --- case 4: fork ------------------------------------------------------------------------
 
 FORK_CHILD = """
