@@ -19,7 +19,7 @@ use crate::futex;
 use crate::layout::{is_newer, Band};
 use crate::liveness::{self, Liveness, PeerWatch};
 use crate::mapping::Mapping;
-use crate::state::{BufferState, Role, Transition};
+use crate::state::{self, BufferState, LockChoice, Role, Transition};
 
 const INIT: u32 = BufferState::Init as u32;
 const CLIENT: u32 = BufferState::Client as u32;
@@ -253,6 +253,13 @@ impl Client {
         matches!(self.inner.map().check_intact(), Err(Error::FileTruncated { .. }))
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close; else Ok.
+    /// Every call makes this check first; faces use it to answer before
+    /// consulting state of their own.
+    pub fn check_usable(&self) -> Result<()> {
+        self.inner.ep.check()
+    }
+
     /// True once [`Client::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.inner.ep.is_closed()
@@ -298,11 +305,16 @@ impl Client {
             // and this read, so both can hold a whole frame here: take the
             // newer and give the older back, or the next lock would return a
             // frame older than this one.
-            let mut whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
-            if let [Some(a), Some(b)] = whole {
-                whole[asm.drop_older(map, [a, b])] = None;
-            }
-            let in_place = (0..2).find_map(|i| whole[i].map(|b| (i, b)));
+            let whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
+            let numbers = whole.map(|b| b.map_or(0, |b| b.frame_number));
+            let in_place = match state::lock_choice(whole.map(|b| b.is_some()), numbers) {
+                LockChoice::Nothing => None,
+                LockChoice::Lock(i) => whole[i].map(|b| (i, b)),
+                LockChoice::ReleaseThenLock { release, lock } => {
+                    asm.drop_stale(map, release);
+                    whole[lock].map(|b| (lock, b))
+                }
+            };
             let assembled = asm.complete.as_ref().map(|c| c.info.number);
             let take_assembled = match (in_place, assembled) {
                 (None, None) => return Err(Error::NoFrameAvailable),
@@ -333,7 +345,7 @@ impl Client {
                 let o = 1 - i;
                 if map.state_word(o).load(Ordering::Acquire) == CLIENT {
                     if let Some(ob) = asm.whole_frame(map, o) {
-                        if is_newer(b.frame_number, ob.frame_number) {
+                        if state::is_stale(b.frame_number, ob.frame_number) {
                             asm.drop_stale(map, o);
                         }
                     }
@@ -491,12 +503,12 @@ impl Frame {
     fn check(&self) -> Result<()> {
         self.inner.ep.check()?;
         if let Kind::InPlace { index, generation } = self.kind {
-            if self.inner.generation[index].load(Ordering::Acquire) != generation {
-                return Err(Error::Closed);
-            }
-            // A server that reset the file (a restart after ours died) owns
-            // this buffer now and may write it.
-            if self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED {
+            // Not closed (checked above), yet over: a server that reset the
+            // file (a restart after ours died) owns this buffer now and may
+            // write it; the client reconnected, or is about to.
+            if self.inner.generation[index].load(Ordering::Acquire) != generation
+                || self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED
+            {
                 return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
             }
         }
@@ -559,7 +571,7 @@ impl Frame {
             Kind::InPlace { index, generation } => {
                 let mut asm = self.inner.asm();
                 if self.inner.generation[index].load(Ordering::Acquire) != generation {
-                    return Err(Error::Closed);
+                    return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
                 }
                 self.inner.generation[index].fetch_add(1, Ordering::AcqRel);
                 asm.held[index] = false;
@@ -635,7 +647,7 @@ impl Assembler {
     /// Of two whole frames waiting in place, give the older back; returns
     /// the buffer that was freed.
     fn drop_older(&mut self, map: &Mapping, frames: [Band; 2]) -> usize {
-        let older = usize::from(is_newer(frames[0].frame_number, frames[1].frame_number));
+        let older = state::older_frame([frames[0].frame_number, frames[1].frame_number]);
         self.drop_stale(map, older);
         older
     }

@@ -27,20 +27,23 @@ mod inspect;
 pub mod layout;
 mod liveness;
 mod mapping;
+pub mod native;
 mod server;
 pub mod state;
 mod stream;
+mod unified;
 
 pub use client::{Client, ClientOptions, ClientStats, Frame, FrameInfo};
 pub use endpoint::Canceller;
 pub use error::{errorstring, Code, Error, Result};
 pub use file::StreamFile;
 pub use futex::POLL_SLICE;
-pub use inspect::{inspect, BufferView, Inspection, Inspector};
+pub use inspect::{inspect, BufferView, Diagnosis, Inspection, Inspector};
 pub use liveness::Liveness;
 pub use server::{Loan, Server, ServerOptions, ServerStats};
 pub use state::Role;
 pub use stream::{options, Stream};
+pub use unified::{detect_protocol, ImageFrame, Protocol, Reader, Writer};
 
 /// The protocol's API version string (`IMAGESTREAM_API_VERSION`).
 pub const API_VERSION: &str = "1.0";

@@ -1,0 +1,179 @@
+//! The native C API as C programs use it: include/shmimage.h compiled with
+//! the system C compiler (-Wall -Wextra -Werror, and as C++), a writer and a
+//! lossless reader as two real C processes linked against the library cargo
+//! built with this test.
+#![allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const SO: &str = "libshared_memory_image_client.so";
+const SONAME: &str = "libshared_memory_image_client.so.1";
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory with the cdylib cargo built with this test, with its SONAME link.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap().to_path_buf();
+    let d = [deps.clone(), deps.parent().unwrap().to_path_buf()]
+        .into_iter()
+        .find(|d| d.join(SO).is_file())
+        .unwrap_or_else(|| panic!("no {SO} near {}", deps.display()));
+    if std::fs::symlink_metadata(d.join(SONAME)).is_err() {
+        let _ = std::os::unix::fs::symlink(SO, d.join(SONAME));
+    }
+    d
+}
+
+fn compile(name: &str, compiler: &str, src: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage-native-c");
+    std::fs::create_dir_all(&out).unwrap();
+    let bin = out.join(name);
+    let lib = lib_dir();
+    let st = Command::new(compiler)
+        .args(["-Wall", "-Wextra", "-Werror", "-O1", "-I"])
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join(src))
+        .arg("-o")
+        .arg(&bin)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lshared_memory_image_client")
+        .status()
+        .unwrap();
+    assert!(st.success(), "{compiler} {src} failed");
+    bin
+}
+
+#[test]
+fn a_c_writer_and_a_lossless_c_reader_in_two_processes() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let writer = compile("native_writer", &cc, "tests/native_c/writer.c");
+    let reader = compile("native_reader", &cc, "tests/native_c/reader.c");
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("stream");
+    let r = Command::new(&reader).arg(&p).stdout(Stdio::piped()).spawn().unwrap();
+    let w = Command::new(&writer).arg(&p).arg("500").stdout(Stdio::piped()).spawn().unwrap();
+    let w = w.wait_with_output().unwrap();
+    let r = r.wait_with_output().unwrap();
+    let (wo, ro) = (String::from_utf8_lossy(&w.stdout), String::from_utf8_lossy(&r.stdout));
+    assert!(w.status.success() && wo.contains("WROTE 500"), "writer: {wo}");
+    assert!(r.status.success(), "reader: {ro}");
+    assert!(ro.contains("READ frames=500 missed=0"), "reader: {ro}");
+}
+
+#[test]
+fn the_header_compiles_as_c_and_cpp_and_codes_have_strings() {
+    let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage_h_check.c");
+    std::fs::write(
+        &src,
+        "#include \"shmimage.h\"\n#include <string.h>\n#include <stdio.h>\n\
+         int main(int c, char **v) { (void)c; shmimage_reader r = 0;\n\
+         int rc = shmimage_reader_open(v[1], 0, &r);\n\
+         if (rc != SHMIMAGE_WRONG_PROTOCOL) { printf(\"open %d\\n\", rc); return 1; }\n\
+         if (!strstr(shmimage_errorstring(rc), \"1.0\")) return 2;\n\
+         if (shmimage_reader_read(12345, 0, 0) != SHMIMAGE_STALE_HANDLE) return 3;\n\
+         if (shmimage_format_name(99) || strcmp(shmimage_format_name(SHMIMAGE_FORMAT_NV12), \"NV12\")) return 4;\n\
+         if (!strstr(shmimage_errorstring(SHMIMAGE_PEER_BUSY), \"\")) return 5;\n\
+         return 0; }\n",
+    )
+    .unwrap();
+    let cxx = src.with_extension("cpp");
+    std::fs::copy(&src, &cxx).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let one = shmimage::StreamFile::with_len(1 << 16).unwrap();
+    for (compiler, file, name) in [(cc.as_str(), &src, "h_c"), ("c++", &cxx, "h_cpp")] {
+        if compiler == "c++" && Command::new("c++").arg("--version").output().is_err() {
+            continue;
+        }
+        let bin = compile(name, compiler, file.to_str().unwrap());
+        let st = Command::new(&bin).arg(one.path()).status().unwrap();
+        assert!(st.success(), "{name}: {st}");
+    }
+}
+
+/// Every code and format the header defines has the engine's value, and the
+/// structs have the same layout in C as in Rust.
+#[test]
+fn the_header_agrees_with_the_engine() {
+    use shared_memory_image_client::native::{CFrame, CPlane, CWriterOptions};
+    use shmimage::native::{code, PixelFormat};
+    use shmimage::Code;
+    let h = include_str!("../include/shmimage.h");
+    let value = |name: &str| -> i64 {
+        let line = h
+            .lines()
+            .find(|l| {
+                let t = l.trim_start();
+                (t.starts_with("#define ") && t.split_whitespace().nth(1) == Some(name))
+                    || t.starts_with(&format!("{name} ="))
+            })
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let v = if line.trim_start().starts_with("#define") {
+            line.split_whitespace().nth(2).unwrap()
+        } else {
+            line.split('=').nth(1).unwrap()
+        };
+        let v = v.split("/*").next().unwrap();
+        v.trim_matches(|c: char| c == '(' || c == ')' || c == ',' || c.is_whitespace()).parse().unwrap()
+    };
+    for (name, v) in [
+        ("SHMIMAGE_OK", 0),
+        ("SHMIMAGE_NO_FRAME_AVAILABLE", Code::NoFrameAvailable as i32),
+        ("SHMIMAGE_NO_SLOT_AVAILABLE", Code::NoBufferAvailable as i32),
+        ("SHMIMAGE_BAD_ARGS", Code::BadArgs as i32),
+        ("SHMIMAGE_NOT_FOUND", Code::BadFileSize as i32),
+        ("SHMIMAGE_UNABLE_TO_OPEN_FILE", Code::UnableToOpenFile as i32),
+        ("SHMIMAGE_UNABLE_TO_MAP_FILE", Code::UnableToMapFile as i32),
+        ("SHMIMAGE_FRAME_TOO_LARGE", Code::FrameTooLarge as i32),
+        ("SHMIMAGE_PEER_BUSY", code::WRITER_BUSY),
+        ("SHMIMAGE_CLOSED", code::CLOSED),
+        ("SHMIMAGE_FORKED", code::FORKED),
+        ("SHMIMAGE_WRITER_GONE", code::WRITER_GONE),
+        ("SHMIMAGE_FILE_TRUNCATED", code::FILE_TRUNCATED),
+        ("SHMIMAGE_STALE_HANDLE", Code::StaleHandle as i32),
+        ("SHMIMAGE_ALREADY_EXISTS", code::ALREADY_EXISTS),
+        ("SHMIMAGE_WRONG_PROTOCOL", code::WRONG_PROTOCOL),
+        ("SHMIMAGE_NOT_A_STREAM", code::NOT_A_STREAM),
+        ("SHMIMAGE_UNSUPPORTED_VERSION", code::UNSUPPORTED_VERSION),
+        ("SHMIMAGE_CORRUPT", code::CORRUPT),
+        ("SHMIMAGE_READERS_FULL", code::READERS_FULL),
+        ("SHMIMAGE_METADATA_TOO_LARGE", code::METADATA_TOO_LARGE),
+        ("SHMIMAGE_INVALID_DESC", code::INVALID_DESC),
+    ] {
+        assert_eq!(value(name), i64::from(v), "{name}");
+    }
+    for f in PixelFormat::ALL {
+        assert_eq!(value(&format!("SHMIMAGE_FORMAT_{}", f.name())), i64::from(f.code()), "{f}");
+    }
+    // Layout: a C program prints sizeof/offsetof; Rust computes the same.
+    let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage_h_layout.c");
+    std::fs::write(
+        &src,
+        "#include \"shmimage.h\"\n#include <stdio.h>\n#include <stddef.h>\n\
+         int main(void) { printf(\"%zu %zu %zu %zu %zu %zu %zu %zu\\n\", sizeof(shmimage_frame), \
+         offsetof(shmimage_frame, planes), offsetof(shmimage_frame, sequence), offsetof(shmimage_frame, pixels), \
+         offsetof(shmimage_frame, metadata_len), sizeof(shmimage_plane), sizeof(shmimage_writer_options), \
+         offsetof(shmimage_writer_options, lossless_wait_ms)); return 0; }\n",
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let bin = compile("h_layout", &cc, src.to_str().unwrap());
+    let out = String::from_utf8(Command::new(&bin).output().unwrap().stdout).unwrap();
+    use std::mem::{offset_of, size_of};
+    let rust = format!(
+        "{} {} {} {} {} {} {} {}\n",
+        size_of::<CFrame>(),
+        offset_of!(CFrame, planes),
+        offset_of!(CFrame, sequence),
+        offset_of!(CFrame, pixels),
+        offset_of!(CFrame, metadata_len),
+        size_of::<CPlane>(),
+        size_of::<CWriterOptions>(),
+        offset_of!(CWriterOptions, lossless_wait_ms)
+    );
+    assert_eq!(out, rust);
+}
