@@ -44,6 +44,45 @@ fn class_name(code: Code) -> &'static str {
     }
 }
 
+/// The class of a native-stream error (`shmimage::native::Error`), by its
+/// code: the situations both formats share have the same codes and classes.
+fn native_class_name(e: &shmimage::native::Error) -> &'static str {
+    use shmimage::native::Error as N;
+    match e {
+        N::NotFound { .. } => "BadFileSizeError",
+        N::AlreadyExists { .. } => "AlreadyExistsError",
+        N::WrongProtocol { .. } => "WrongProtocolError",
+        N::NotAStream { .. } | N::UnsupportedVersion { .. } | N::Corrupt { .. } => "NotAStreamError",
+        N::ReadersFull { .. } => "ReadersFullError",
+        N::MetadataTooLarge { .. } => "MetadataTooLargeError",
+        N::InvalidDesc(_) => "BadArgsError",
+        N::NoSlotAvailable => "NoBufferAvailableError",
+        _ => match Code::from_i32(e.code()) {
+            Some(c) => class_name(c),
+            None => "ShmImageError",
+        },
+    }
+}
+
+/// A native-stream error as the package's typed exception.
+pub(crate) fn native_to_py(py: Python<'_>, e: &shmimage::native::Error) -> PyErr {
+    if let shmimage::native::Error::Ensight(inner) = e {
+        return to_py(py, inner);
+    }
+    let build = || -> PyResult<PyErr> {
+        let cls = class(py, native_class_name(e))?;
+        let inst = cls.call1((e.to_string(),))?;
+        inst.setattr("code", e.code())?;
+        if let shmimage::native::Error::WriterBusy { path, pid } = e {
+            inst.setattr("role", "server")?;
+            inst.setattr("path", path.to_string_lossy())?;
+            inst.setattr("pid", (*pid != 0).then_some(*pid))?;
+        }
+        Ok(PyErr::from_value(inst))
+    };
+    build().unwrap_or_else(|import_err| import_err)
+}
+
 /// A class from `shmimage._errors`.
 pub(crate) fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
     let module = py.import("shmimage._errors")?;

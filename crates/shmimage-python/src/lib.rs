@@ -21,6 +21,7 @@ mod dropin;
 mod errors;
 mod frame;
 mod loan;
+mod native;
 mod pixels_in;
 mod server;
 mod stream_file;

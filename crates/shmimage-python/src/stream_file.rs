@@ -12,8 +12,41 @@ static MADE: Mutex<Vec<Weak<Owned>>> = Mutex::new(Vec::new());
 
 /// A made file and the process that made it.
 struct Owned {
-    file: Mutex<Option<shmimage::StreamFile>>,
+    file: Mutex<Option<Made>>,
     pid: u32,
+}
+
+/// A 1.0 stream file (the engine removes it and its directory), or a native
+/// one in a private directory of ours.
+enum Made {
+    Ensight(shmimage::StreamFile),
+    Native { dir: PathBuf, file: PathBuf },
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Made::Native { dir, file } = self {
+            let _ = std::fs::remove_file(&*file);
+            let _ = std::fs::remove_dir(&*dir);
+        }
+    }
+}
+
+/// A new private (0700) directory for a native stream file, in /dev/shm when
+/// it exists (memory-backed, as 1.0 files are), else the temp dir.
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("shmimage-{}-{nanos:x}-{attempt}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free directory name"))
 }
 
 impl Owned {
@@ -35,7 +68,10 @@ impl Drop for Owned {
     }
 }
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
+
+use shmimage::native::{self as nat, FrameDesc, WriterOptions};
 
 use pyo3::prelude::*;
 
@@ -90,12 +126,55 @@ impl StreamFile {
 
 /// Make a stream file big enough for `max_width` x `max_height` frames to
 /// travel in one piece (read in place), in a new private directory under
-/// /dev/shm (or the temp dir).
+/// /dev/shm (or the temp dir). `protocol="native"` makes a native stream
+/// (many readers, any format) with `slots` slots sized for `format` frames
+/// of that size, `metadata_bytes` of metadata each.
 #[pyfunction]
-pub(crate) fn create_stream_file(py: Python<'_>, max_width: i64, max_height: i64) -> PyResult<StreamFile> {
+#[pyo3(signature = (max_width, max_height, *, protocol = "ensight-1.0", format = "RGB8", slots = 4, metadata_bytes = 4096))]
+pub(crate) fn create_stream_file(
+    py: Python<'_>,
+    max_width: i64,
+    max_height: i64,
+    protocol: &str,
+    format: &str,
+    slots: u32,
+    metadata_bytes: u32,
+) -> PyResult<StreamFile> {
     let (w, h) = dims(py, max_width, max_height)?;
-    let f = py.detach(|| shmimage::StreamFile::for_frame(w, h)).map_err(|e| errors::to_py(py, &e))?;
-    let path = f.path().to_string_lossy().into_owned();
+    let made = match protocol {
+        "ensight-1.0" | "ensight" | "1.0" => {
+            if !format.eq_ignore_ascii_case("RGB8") {
+                return Err(errors::typed(py, "BadArgsError", "protocol 1.0 streams carry RGB8 only".into()));
+            }
+            Made::Ensight(py.detach(|| shmimage::StreamFile::for_frame(w, h)).map_err(|e| errors::to_py(py, &e))?)
+        }
+        "native" => {
+            let fmt = crate::native::parse_format(py, format)?;
+            let desc = FrameDesc::new(fmt, w, h).map_err(|e| errors::native_to_py(py, &e.into()))?;
+            let opts = WriterOptions { slots, slot_bytes: desc.len(), metadata_bytes, ..Default::default() };
+            let made = py.detach(|| -> Result<Made, nat::Error> {
+                let dir = private_dir()
+                    .map_err(|source| nat::Error::UnableToOpen { path: PathBuf::from("/dev/shm"), source })?;
+                let file = dir.join("stream.shm");
+                let made = Made::Native { dir, file: file.clone() };
+                nat::create(&file, &opts)?;
+                Ok(made)
+            });
+            made.map_err(|e| errors::native_to_py(py, &e))?
+        }
+        other => {
+            return Err(errors::typed(
+                py,
+                "BadArgsError",
+                format!("protocol must be \"ensight-1.0\" or \"native\", not {other:?}"),
+            ))
+        }
+    };
+    let path = match &made {
+        Made::Ensight(f) => f.path().to_string_lossy().into_owned(),
+        Made::Native { file, .. } => file.to_string_lossy().into_owned(),
+    };
+    let f = made;
     let inner = Arc::new(Owned { file: Mutex::new(Some(f)), pid: std::process::id() });
     let mut made = lock(&MADE);
     made.retain(|w| w.strong_count() > 0);

@@ -19,8 +19,7 @@ use pyo3::types::{PyBytes, PyDict};
 #[pyclass(frozen, module = "shmimage", name = "_PixelView")]
 pub(crate) struct PixelView {
     addr: usize,
-    width: u32,
-    height: u32,
+    geometry: Geometry,
     writable: bool,
     _lent: Lent,
     _owner: Py<PyAny>,
@@ -31,9 +30,11 @@ impl PixelView {
     #[getter]
     fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("shape", (self.height, self.width, 3u32))?;
-        d.set_item("typestr", "|u1")?;
-        d.set_item("data", (self.addr, !self.writable))?;
+        let g = &self.geometry;
+        d.set_item("shape", pyo3::types::PyTuple::new(py, &g.shape)?)?;
+        d.set_item("strides", pyo3::types::PyTuple::new(py, &g.strides)?)?;
+        d.set_item("typestr", g.typestr)?;
+        d.set_item("data", (self.addr + g.offset, !self.writable))?;
         d.set_item("version", 3)?;
         Ok(d)
     }
@@ -47,10 +48,42 @@ pub(crate) fn numpy(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     })
 }
 
-/// An (h, w, 3) uint8 numpy array over `addr`. `lent` was taken under the
-/// owner's lock, after checking the memory is still the owner's to lend; the
-/// lock is released before this runs, because building the array runs Python
-/// code (which may hand the GIL to a thread that wants that lock).
+/// Where one array lies in a frame and how it is shaped: numpy's view of a
+/// plane (shape, byte strides, item type), at `offset` from the frame's start.
+#[derive(Clone, Debug)]
+pub(crate) struct Geometry {
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub strides: Vec<isize>,
+    pub typestr: &'static str,
+}
+
+impl Geometry {
+    /// A packed (h, w, 3) uint8 RGB frame (protocol 1.0, loans).
+    pub(crate) fn rgb(width: u32, height: u32) -> Geometry {
+        let (w, h) = (width as usize, height as usize);
+        Geometry { offset: 0, shape: vec![h, w, 3], strides: vec![(w * 3) as isize, 3, 1], typestr: "|u1" }
+    }
+}
+
+/// A numpy array over `addr` shaped by `geometry`. `lent` was taken under
+/// the owner's lock, after checking the memory is still the owner's to lend;
+/// the lock is released before this runs, because building the array runs
+/// Python code (which may hand the GIL to a thread that wants that lock).
+pub(crate) fn make_view<'py>(
+    owner: &Bound<'py, PyAny>,
+    addr: usize,
+    geometry: Geometry,
+    writable: bool,
+    lent: Lent,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = owner.py();
+    let np = numpy(py)?;
+    let view = Bound::new(py, PixelView { addr, geometry, writable, _lent: lent, _owner: owner.clone().unbind() })?;
+    np.getattr("asarray")?.call1((view,))
+}
+
+/// An (h, w, 3) uint8 numpy array over `addr` (see `make_view`).
 pub(crate) fn make_array<'py>(
     owner: &Bound<'py, PyAny>,
     addr: usize,
@@ -59,11 +92,7 @@ pub(crate) fn make_array<'py>(
     writable: bool,
     lent: Lent,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = owner.py();
-    let np = numpy(py)?;
-    let view =
-        Bound::new(py, PixelView { addr, width, height, writable, _lent: lent, _owner: owner.clone().unbind() })?;
-    np.getattr("asarray")?.call1((view,))
+    make_view(owner, addr, Geometry::rgb(width, height), writable, lent)
 }
 
 /// One use of an owner's memory (a view, or a copy in progress), counted in

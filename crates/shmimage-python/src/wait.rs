@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use shmimage::Error;
 
 use crate::errors::typed;
 
@@ -37,13 +36,16 @@ fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
 /// Run the engine wait `wait(timeout)` with the GIL released; `timed_out`
 /// recognises its timeout answer (which ends a slice, not the wait). A
 /// Python exception from a signal handler (KeyboardInterrupt) ends it too.
-pub(crate) fn engine_wait<T: Send>(
+/// `always_slice` slices on every thread (for a wait with no cancel of its
+/// own, so that a cancellation is seen between slices).
+pub(crate) fn engine_wait<T: Send, E: Send>(
     py: Python<'_>,
     timeout: Option<Duration>,
-    timed_out: impl Fn(&Error) -> bool,
-    wait: impl Fn(Option<Duration>) -> Result<T, Error> + Sync,
-) -> PyResult<Result<T, Error>> {
-    if !on_main_thread(py)? {
+    always_slice: bool,
+    timed_out: impl Fn(&E) -> bool,
+    wait: impl Fn(Option<Duration>) -> Result<T, E> + Sync,
+) -> PyResult<Result<T, E>> {
+    if !always_slice && !on_main_thread(py)? {
         return Ok(py.detach(|| wait(timeout)));
     }
     // A deadline past what Instant can hold is as good as none.

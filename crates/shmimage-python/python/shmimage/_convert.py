@@ -104,24 +104,54 @@ def _infer(a):
     )
 
 
+def rgb_bytes(frame):
+    """The frame as packed top-down-as-stored RGB bytes (width * height * 3),
+    for display: RGB8 as it is; other formats converted with numpy
+    (channel order, alpha dropped, gray spread over R, G and B, GRAY16 shown
+    by its high byte, GRAY32F scaled from its min..max, planar formats by
+    their Y plane)."""
+    fmt = getattr(frame, "format", "RGB8")
+    if fmt == "RGB8" and frame.stride == frame.width * 3:
+        return frame.tobytes()
+    np = _numpy()
+    a = frame.array()
+    if isinstance(a, tuple):  # I420, NV12: the luma plane
+        a = a[0]
+    if fmt in ("BGR8",):
+        a = a[..., ::-1]
+    elif fmt in ("RGBA8", "RGBX8", "RGB8"):
+        a = a[..., :3]
+    elif fmt in ("BGRA8", "BGRX8"):
+        a = a[..., 2::-1]
+    elif a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype == np.float32:
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        a = np.nan_to_num((a - lo) * scale).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(a, dtype=np.uint8).tobytes()
+
+
 def to_pil(frame):
-    """The frame as a new PIL image (a copy), upright: bottom-up frames are
-    flipped so the image shows the right way up."""
+    """The frame as a new PIL image (a copy, RGB), upright: bottom-up frames
+    are flipped so the image shows the right way up."""
     try:
         from PIL import Image
     except ImportError as e:
         raise ImportError("Pillow is needed for Frame.to_pil() (pip install pillow)") from e
-    img = Image.frombytes("RGB", (frame.width, frame.height), frame.tobytes())
+    img = Image.frombytes("RGB", (frame.width, frame.height), rgb_bytes(frame))
     if frame.bottom_up:
         img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
     return img
 
 
 def png(frame):
-    """The frame encoded as PNG bytes, with no dependency beyond zlib (for
-    Jupyter's ``_repr_png_``)."""
+    """The frame encoded as PNG bytes, with no dependency beyond zlib (and
+    numpy for formats other than RGB8), for Jupyter's ``_repr_png_``."""
     w, h = frame.width, frame.height
-    data = frame.tobytes()
+    data = rgb_bytes(frame)
     row = w * 3
     rows = range(h - 1, -1, -1) if frame.bottom_up else range(h)
     # Filter type 0 (none) before each row.

@@ -166,6 +166,37 @@ class ClosedError(ShmImageError, ValueError):
     code = -101
 
 
+class AlreadyExistsError(ShmImageError, FileExistsError):
+    """A native stream file to be created exists already."""
+
+    code = -200
+
+
+class WrongProtocolError(ShmImageError):
+    """The file is a stream of the other format than the opener speaks."""
+
+    code = -201
+
+
+class NotAStreamError(ShmImageError):
+    """The file is not a stream this version can read (foreign, newer or
+    corrupt); the message says which."""
+
+    code = -202
+
+
+class ReadersFullError(ShmImageError):
+    """A native stream has no free reader entry left."""
+
+    code = -205
+
+
+class MetadataTooLargeError(ShmImageError, ValueError):
+    """The frame's metadata does not fit the stream's metadata capacity."""
+
+    code = -206
+
+
 __all__ = [
     "ShmImageError",
     "UnconnectedError",
@@ -178,6 +209,11 @@ __all__ = [
     "ForkedError",
     "NoSpaceError",
     "WaitCancelledError",
+    "AlreadyExistsError",
+    "WrongProtocolError",
+    "NotAStreamError",
+    "ReadersFullError",
+    "MetadataTooLargeError",
     "NoFrameAvailableError",
     "FrameTimeoutError",
     "NoBufferAvailableError",

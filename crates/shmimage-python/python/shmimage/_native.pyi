@@ -21,6 +21,7 @@ _Path = Union[str, "os.PathLike[str]"]
 _Liveness = Literal["alive", "gone", "unknown"]
 _Pixels = npt.NDArray[np.uint8]
 _Layout = Literal["rgb", "bgr", "rgba", "rgbx", "bgra", "bgrx", "gray"]
+_Array = Union[npt.NDArray[Any], tuple]
 
 class StreamFile(os.PathLike):
     """A stream file this process made (in a private directory under
@@ -42,10 +43,20 @@ class StreamFile(os.PathLike):
         self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
     ) -> bool: ...
 
-def create_stream_file(max_width: int, max_height: int) -> StreamFile:
+def create_stream_file(
+    max_width: int,
+    max_height: int,
+    *,
+    protocol: Literal["ensight-1.0", "native"] = "ensight-1.0",
+    format: str = "RGB8",
+    slots: int = 4,
+    metadata_bytes: int = 4096,
+) -> StreamFile:
     """Make a stream file for frames up to ``max_width`` x ``max_height``
-    (read in place, in one piece). Its pages are reserved at once: a full
-    file system raises NoSpaceError here, not later."""
+    (read in place, in one piece). Protocol 1.0 (EnSight's, RGB8, one
+    client): its pages are reserved at once, so a full file system raises
+    NoSpaceError here, not later. ``protocol="native"``: many readers, any
+    ``format``, ``slots`` slots, per-frame metadata up to ``metadata_bytes``."""
 
 def _close_stream_files() -> None:
     """Remove every stream file this process made and did not close (atexit)."""
@@ -95,6 +106,10 @@ class Server:
         height: Optional[int] = None,
         timeout: float = 0.0,
         layout: Optional[_Layout] = None,
+        format: Optional[str] = None,
+        metadata: Optional[bytes] = None,
+        bottom_up: bool = False,
+        stride: Optional[int] = None,
     ) -> None:
         """Publish one frame. ``pixels``: an (h, w, 3) uint8 C-contiguous
         array (sent as is), a bytes-like object with ``width`` and
@@ -102,7 +117,11 @@ class Server:
         image, a gray (h, w) array, RGBA/BGR/BGRA (``layout``), strided
         arrays. With ``timeout`` > 0, wait that long for a free buffer.
         NoBufferAvailableError: the client holds both buffers (frame dropped);
-        UnconnectedError: no client."""
+        UnconnectedError: no client. Native streams: the format comes from
+        the array's shape and dtype (or ``format`` with a buffer, width,
+        height and optional ``stride``); ``metadata`` and ``bottom_up``
+        travel with the frame; ``frame_number`` is ignored (the stream
+        numbers frames)."""
     def loan(self, width: int, height: int) -> Loan:
         """Borrow a free buffer to draw a whole frame into (no copy)."""
     def wait_for_client(self, timeout: Optional[float] = None) -> bool:
@@ -117,7 +136,10 @@ class Server:
     def client_liveness(self) -> _Liveness: ...
     @property
     def capacity(self) -> int:
-        """Payload bytes of one buffer."""
+        """Payload bytes of one buffer (one slot on native streams)."""
+    @property
+    def protocol(self) -> Literal["ensight-1.0", "native"]:
+        """The stream file's format."""
     @property
     def path(self) -> str: ...
     @property
@@ -141,7 +163,25 @@ class Frame:
 
     @property
     def number(self) -> int:
-        """The server's frame number."""
+        """The server's frame number (1.0), the sequence number (native)."""
+    @property
+    def format(self) -> str:
+        """"RGB8" for 1.0; any engine format name on native streams."""
+    @property
+    def stride(self) -> int:
+        """Bytes from one row to the next (plane 0)."""
+    @property
+    def timestamps(self) -> Optional[Dict[str, int]]:
+        """capture/publish times in ns (monotonic and wall clock); None for 1.0."""
+    @property
+    def metadata(self) -> bytes:
+        """The writer's metadata for this frame (b"" for 1.0)."""
+    @property
+    def flags(self) -> int:
+        """The native frame's flags word (0 for 1.0)."""
+    @property
+    def missed_before(self) -> int:
+        """Frames skipped since the previous read (native streams)."""
     @property
     def width(self) -> int: ...
     @property
@@ -159,15 +199,20 @@ class Frame:
     def bottom_up(self) -> bool:
         """True when rows are stored bottom-up. Protocol 1.0 has no such flag:
         always False there."""
-    def array(self) -> _Pixels:
-        """A read-only (height, width, 3) uint8 view of the pixels (no copy).
-        release() refuses with BufferError while views exist."""
-    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> _Pixels:
+    def array(self) -> _Array:
+        """A read-only view of the pixels (no copy), shaped and typed by the
+        format: (h, w, 3) uint8 for RGB8, (h, w, 4) for 4-channel formats,
+        (h, w) uint8/uint16/float32 for GRAY8/GRAY16_LE/GRAY32F, strided when
+        rows are padded; a tuple of planes for I420/NV12. release() refuses
+        with BufferError while views exist."""
+    def planes(self) -> list:
+        """The planes as views (one for packed formats)."""
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> _Array:
         """``np.asarray(frame)`` is ``frame.array()``; ``np.array(frame)`` a copy."""
-    def copy(self) -> _Pixels:
+    def copy(self) -> _Array:
         """A writable copy that outlives the frame."""
     def tobytes(self) -> bytes:
-        """The pixels as bytes (a copy)."""
+        """The pixels as bytes (a copy; rows unpadded, planes in order)."""
     def to_pil(self) -> Any:
         """A new PIL.Image (RGB, upright); needs Pillow."""
     def _repr_png_(self) -> bytes:
@@ -185,8 +230,9 @@ class Client:
     thread ends a wait in progress at once with ClosedError. Up to two
     frames may be held at once (LockedError for a third)."""
 
-    def __init__(self, path: _Path, *, monitor_thread: bool = True) -> None:
-        """Open a stream file as its client and connect."""
+    def __init__(self, path: _Path, *, monitor_thread: bool = True, lossless: bool = False) -> None:
+        """Open a stream file (either format) as its client. ``lossless``
+        (native streams): every frame in order instead of the newest."""
     def wait_frame(self, timeout: Optional[float] = None) -> Frame:
         """Wait for the newest frame and lock it. FrameTimeoutError (a
         TimeoutError) on timeout, ServerGoneError when the server exited,
@@ -210,6 +256,9 @@ class Client:
     @property
     def reconnected(self) -> bool:
         """True when the file already carried a stream at connect."""
+    @property
+    def protocol(self) -> Literal["ensight-1.0", "native"]:
+        """The stream file's format."""
     @property
     def path(self) -> str: ...
     @property
