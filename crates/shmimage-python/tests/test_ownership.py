@@ -198,7 +198,10 @@ def test_case3_ctrl_c_ends_an_endless_wait_on_the_main_thread(stream_path):
 
     path = stream_path(MiB)
     code = (
-        "import sys, shmimage\n"
+        "import signal, sys, shmimage\n"
+        # A job started in the background (`cmd &`) inherits SIGINT ignored,
+        # and Python then leaves it so: install Python's handler explicitly.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "s = shmimage.Server(sys.argv[1]); c = shmimage.Client(sys.argv[1])\n"
         "print('waiting', flush=True)\n"
         "try:\n"
