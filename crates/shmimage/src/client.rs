@@ -305,7 +305,9 @@ impl Client {
             // and this read, so both can hold a whole frame here: take the
             // newer and give the older back, or the next lock would return a
             // frame older than this one.
-            let whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
+            // A buffer a live Frame holds is never a candidate, whatever its
+            // word says now (a hostile process may have flipped it to CLIENT).
+            let whole = [0, 1].map(|i| (s[i] == CLIENT && !asm.held[i]).then(|| asm.whole_frame(map, i)).flatten());
             let numbers = whole.map(|b| b.map_or(0, |b| b.frame_number));
             let in_place = match state::lock_choice(whole.map(|b| b.is_some()), numbers) {
                 LockChoice::Nothing => None,
@@ -343,7 +345,7 @@ impl Client {
                 // buffer, so it is still there now; give it back, or the next
                 // lock would return a frame older than this one.
                 let o = 1 - i;
-                if map.state_word(o).load(Ordering::Acquire) == CLIENT {
+                if !asm.held[o] && map.state_word(o).load(Ordering::Acquire) == CLIENT {
                     if let Some(ob) = asm.whole_frame(map, o) {
                         if state::is_stale(b.frame_number, ob.frame_number) {
                             asm.drop_stale(map, o);
@@ -417,6 +419,7 @@ impl Client {
             // The monitor thread does not exist here: forget its handle, and
             // leave the parent's stream as it is.
             std::mem::forget(monitor);
+            inner.map().let_go_in_child();
             return;
         }
         if let Some(h) = monitor {
@@ -711,7 +714,7 @@ impl Assembler {
             }
             let mut bands = [None, None];
             for i in 0..2 {
-                if s[i] == CLIENT {
+                if s[i] == CLIENT && !self.held[i] {
                     bands[i] = self.band(map, i);
                 }
             }

@@ -170,6 +170,12 @@ pub struct Inspection {
     pub server_alive: Option<bool>,
     /// The same for a client.
     pub client_alive: Option<bool>,
+    /// The live server's process id, when its pid tag is readable (see
+    /// docs/protocol.md: the tag can be missing; `None` then, or when no
+    /// server runs).
+    pub server_pid: Option<u32>,
+    /// The same for the client.
+    pub client_pid: Option<u32>,
 }
 
 impl Inspection {
@@ -251,6 +257,8 @@ impl Inspector {
             buffers,
             server_alive: liveness::probe(&self.file, Role::Server),
             client_alive: liveness::probe(&self.file, Role::Client),
+            server_pid: liveness::holder_pid(&self.file, Role::Server),
+            client_pid: liveness::holder_pid(&self.file, Role::Client),
         })
     }
 }

@@ -190,7 +190,9 @@ impl Server {
             return;
         }
         if inner.ep.in_fork_child() {
-            return; // the parent's stream: touch nothing shared
+            // The parent's stream: touch nothing shared, only let go of it.
+            inner.map().let_go_in_child();
+            return;
         }
         // Waits were woken by mark_closed; an operation in progress (a band
         // wait included) sees the flag and returns, releasing the mutex.
