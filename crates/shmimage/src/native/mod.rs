@@ -7,6 +7,7 @@ pub mod atomics;
 mod desc;
 mod error;
 mod format;
+mod guard;
 mod inspect;
 pub mod layout;
 mod lock;

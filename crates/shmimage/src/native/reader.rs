@@ -223,6 +223,9 @@ impl Reader {
             } else {
                 slot::hold(sh.words(slot_index), self.inner.bit, |s| s == target)
             };
+            if sh.cut_short() {
+                return Err(Error::FileTruncated { path: sh.path().to_owned() });
+            }
             let Hold::Held { seq } = got else { continue };
             st.held[slot_index as usize] += 1;
             let frame = self.frame(&mut st, slot_index, seq, again);

@@ -22,6 +22,8 @@ use crate::Protocol;
 /// An open native stream file.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Declared before `map` so it is dropped (unregistered) before the unmap.
+    guard: super::guard::Guard,
     map: MmapRaw,
     file: File,
     path: PathBuf,
@@ -65,6 +67,7 @@ impl Shared {
         let map = map_file(&file, path, len)?;
         // A provisional layout for reading the header only: one page is mapped.
         let mut sh = Shared {
+            guard: super::guard::guard(map.as_ptr(), map.len()),
             map,
             file,
             path: path.to_owned(),
@@ -117,6 +120,7 @@ impl Shared {
         file.set_len(layout.file_len()).map_err(io).map_err(cleanup)?;
         let map = map_file(&file, path, layout.file_len()).map_err(cleanup)?;
         let sh = Shared {
+            guard: super::guard::guard(map.as_ptr(), map.len()),
             map,
             file,
             path: path.to_owned(),
@@ -208,9 +212,17 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
     }
 
+    /// True once an access found the file cut short (one atomic load).
+    pub(crate) fn cut_short(&self) -> bool {
+        self.guard.truncated()
+    }
+
     /// Err when the file is now shorter than the layout needs (another
     /// process truncated it): touching the missing pages would fault.
     pub(crate) fn check_intact(&self) -> Result<()> {
+        if self.guard.truncated() {
+            return Err(Error::FileTruncated { path: self.path.clone() });
+        }
         match self.file.metadata() {
             Ok(m) if m.len() < self.layout.file_len() => Err(Error::FileTruncated { path: self.path.clone() }),
             _ => Ok(()),

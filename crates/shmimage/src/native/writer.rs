@@ -231,6 +231,10 @@ impl Writer {
                 let mut held = false;
                 for &mut i in order {
                     match slot::claim(sh.words(i)) {
+                        Claim::Claimed { .. } if sh.cut_short() => {
+                            // The words were the guard's zero pages: the file is gone under us.
+                            return Err(Error::FileTruncated { path: sh.path().to_owned() });
+                        }
                         Claim::Claimed { .. } => {
                             st.loaned[i as usize] = true;
                             st.slot_seq[i as usize] = 0;
@@ -521,6 +525,9 @@ impl WriteLoan {
         let lossless = sh.header_u64(header::LOSSLESS_MASK).load(Ordering::Acquire);
         slot::publish(sh.words(i), seq, lossless);
         sh.header_u64(header::LATEST).store(join_latest(seq, i), Ordering::Release);
+        if sh.cut_short() {
+            return Err(Error::FileTruncated { path: sh.path().to_owned() });
+        }
         st.slot_seq[i as usize] = seq;
         st.loaned[i as usize] = false;
         st.stats.frames += 1;
