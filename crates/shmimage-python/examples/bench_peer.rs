@@ -35,43 +35,43 @@ fn main() -> ExitCode {
 }
 
 fn server(file: &str, width: u32, height: u32) -> Result<(), String> {
-    let mut server = Server::create(file, ServerOptions::default()).map_err(|e| e.to_string())?;
+    let server = Server::create(file, ServerOptions::default()).map_err(|e| e.to_string())?;
     println!("ready");
     let mut number = 0u32;
     loop {
         let step = match server.loan(width, height) {
             Ok(mut loan) => {
                 number = number.wrapping_add(1);
-                let px = loan.as_mut_slice();
-                let stamp = number.to_le_bytes();
-                px[..4].copy_from_slice(&stamp);
-                loan.commit(number)
+                match loan.write(0, &number.to_le_bytes()) {
+                    Ok(()) => loan.commit(number),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
         let waited = match step {
             Ok(()) => Ok(()),
-            Err(Error::NoBufferAvailable) => server.wait_for_buffer(Duration::from_millis(100)),
-            Err(Error::Unconnected { .. }) => server.wait_for_client(Duration::from_millis(100)),
+            Err(Error::NoBufferAvailable) => server.wait_for_buffer(Some(Duration::from_millis(100))),
+            Err(Error::Unconnected) => server.wait_for_client(Some(Duration::from_millis(100))),
             Err(e) => return Err(e.to_string()),
         };
         match waited {
-            Ok(()) | Err(Error::NoBufferAvailable) | Err(Error::Unconnected { .. }) => {}
+            Ok(()) | Err(Error::NoBufferAvailable) | Err(Error::Unconnected) => {}
             Err(e) => return Err(e.to_string()),
         }
     }
 }
 
 fn client(file: &str, duration: Duration, touch: bool) -> Result<(), String> {
-    let mut client = Client::connect(file, ClientOptions::default()).map_err(|e| e.to_string())?;
+    let client = Client::connect(file, ClientOptions::default()).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let (mut frames, mut sink) = (0u64, 0u64);
     while start.elapsed() < duration {
-        match client.wait_frame(Duration::from_millis(100)) {
+        match client.wait_frame(Some(Duration::from_millis(100))) {
             Ok(frame) => {
                 if touch {
                     // Read every byte, eight at a time, as the numpy xor-reduce does.
-                    let px = frame.pixels();
+                    let px = frame.pixels().map_err(|e| e.to_string())?;
                     let mut acc = 0u64;
                     for chunk in px.chunks_exact(8) {
                         let mut word = [0u8; 8];

@@ -19,7 +19,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use shmimage::{Code, Error, Stream};
+use shmimage::{Code, Error, Frame, Stream};
 
 use crate::buffer;
 use crate::errors;
@@ -27,15 +27,50 @@ use crate::errors;
 /// How many streams may be open at once (the original's table size).
 const MAX_STREAMS: usize = 50;
 
-type Slot = Arc<Mutex<Stream>>;
+/// One drop-in stream: the engine stream (shared by every thread; it
+/// serializes itself) and the frame `stream_lock` locked, since EnSight's API
+/// holds at most one per stream. The frame is shared (`Arc`) with the
+/// `stream_lock` call still copying it, so a `stream_unlock` from another
+/// thread cannot hand the buffer back under that copy: the buffer goes back
+/// when the copy is done, and the dict always holds its own frame's pixels.
+struct DropStream {
+    stream: Stream,
+    locked: Mutex<Option<Arc<Frame>>>,
+}
 
-/// The open streams. A slot's stream has its own mutex so one stream's lock
-/// (which may copy megabytes) does not hold up the others.
+impl DropStream {
+    /// Lock the newest frame as this stream's one locked frame.
+    fn lock_frame(&self) -> Result<Arc<Frame>, Error> {
+        self.stream.client()?;
+        let mut held = lock_held(&self.locked);
+        if held.is_some() {
+            return Err(Error::Locked);
+        }
+        let frame = Arc::new(self.stream.lock()?);
+        *held = Some(Arc::clone(&frame));
+        Ok(frame)
+    }
+
+    /// Give this stream's locked frame back (at once, or when a copy of it
+    /// in flight on another thread ends).
+    fn unlock_frame(&self) -> Result<(), Error> {
+        self.stream.client()?;
+        let frame = lock_held(&self.locked).take().ok_or(Error::NotLocked)?;
+        match Arc::try_unwrap(frame) {
+            Ok(frame) => frame.unlock(),
+            Err(_in_flight) => Ok(()),
+        }
+    }
+}
+
+type Slot = Arc<DropStream>;
+
+/// The open streams.
 ///
 /// Lock order and the GIL: the table mutex is held only for lookups and never
-/// across anything that needs the GIL; a stream mutex is taken only with the
-/// GIL released. So no thread ever waits for the GIL while holding a mutex
-/// another thread waits for with the GIL, and there is no deadlock.
+/// across anything that needs the GIL; a stream's `locked` mutex is taken
+/// only with the GIL released. So no thread ever waits for the GIL while
+/// holding a mutex another thread waits for with the GIL: no deadlock.
 static STREAMS: Mutex<[Option<Slot>; MAX_STREAMS]> = Mutex::new([const { None }; MAX_STREAMS]);
 
 fn table() -> MutexGuard<'static, [Option<Slot>; MAX_STREAMS]> {
@@ -43,8 +78,9 @@ fn table() -> MutexGuard<'static, [Option<Slot>; MAX_STREAMS]> {
     STREAMS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn lock_stream(slot: &Slot) -> MutexGuard<'_, Stream> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock_held(m: &Mutex<Option<Arc<Frame>>>) -> MutexGuard<'_, Option<Arc<Frame>>> {
+    // One store per change: a panic cannot leave it half-updated.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn unknown_id() -> PyErr {
@@ -88,7 +124,7 @@ fn stream_create(py: Python<'_>, filename: std::path::PathBuf, options: i64) -> 
     // RECONNECTING means the file already carried a stream and the new one
     // works (protocol.md); the original returned the bare code 3 here as if it
     // were an id and lost the stream. We store it and return its real id.
-    let slot = Arc::new(Mutex::new(stream));
+    let slot = Arc::new(DropStream { stream, locked: Mutex::new(None) });
     let mut slots = table();
     match last_free(&*slots) {
         Some(i) => {
@@ -109,13 +145,14 @@ fn stream_create(py: Python<'_>, filename: std::path::PathBuf, options: i64) -> 
 #[pyfunction]
 fn stream_lock(py: Python<'_>, stream_id: i64) -> PyResult<Py<PyAny>> {
     let slot = lookup(stream_id)?;
-    let info = match py.detach(|| lock_stream(&slot).lock()) {
-        Ok(info) => info,
+    let frame = match py.detach(|| slot.lock_frame()) {
+        Ok(frame) => frame,
         Err(e) if !e.code().is_error() => return Ok((e.code() as i32).into_pyobject(py)?.into_any().unbind()),
         Err(e) => return Err(errors::runtime(&e)),
     };
-    let len = info.len();
-    let pixels = copy_pixels(py, &slot, len)?;
+    let info = frame.info();
+    let pixels = copy_pixels(py, &frame, info.len())?;
+    drop(frame);
     let dict = PyDict::new(py);
     dict.set_item("width", info.width)?;
     dict.set_item("height", info.height)?;
@@ -124,10 +161,10 @@ fn stream_lock(py: Python<'_>, stream_id: i64) -> PyResult<Py<PyAny>> {
     Ok(dict.into_any().unbind())
 }
 
-/// A new bytes object holding the locked frame's pixels, copied with the GIL
-/// released. The frame stays locked (until stream_unlock), so its pixels stay
-/// put between the lock above and this copy.
-fn copy_pixels<'py>(py: Python<'py>, slot: &Slot, len: usize) -> PyResult<Bound<'py, PyBytes>> {
+/// A new bytes object holding the frame's pixels, copied with the GIL
+/// released. `frame` keeps the frame locked until the copy is done, whatever
+/// other threads do with the stream meanwhile.
+fn copy_pixels<'py>(py: Python<'py>, frame: &Frame, len: usize) -> PyResult<Bound<'py, PyBytes>> {
     let size = ffi::Py_ssize_t::try_from(len).map_err(|_| PyRuntimeError::new_err("frame too large for bytes"))?;
     // Built uninitialised and filled once, instead of PyBytes::new_with, which
     // would first zero the megabytes it is about to overwrite.
@@ -143,21 +180,13 @@ fn copy_pixels<'py>(py: Python<'py>, slot: &Slot, len: usize) -> PyResult<Bound<
     // bytes (plus NUL), valid while `bytes` lives; nobody else has seen the
     // object yet, so writing it does not break bytes' immutability.
     let dst = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) } as usize;
-    let copied = py.detach(|| {
-        let stream = lock_stream(slot);
-        match stream.pixels() {
-            Some(src) if src.len() >= len => {
-                // SAFETY: dst has room for len bytes (see above) and does not
-                // overlap the stream's memory.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, len) };
-                true
-            }
-            _ => false,
-        }
-    });
-    if !copied {
-        return Err(PyRuntimeError::new_err("the frame was unlocked by another thread while it was being copied"));
-    }
+    py.detach(|| {
+        // SAFETY: dst is the new bytes object's buffer of exactly len bytes
+        // (see above), which nothing else references yet.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, len) };
+        frame.copy_to(dst)
+    })
+    .map_err(|e| errors::runtime(&e))?;
     Ok(bytes)
 }
 
@@ -165,7 +194,7 @@ fn copy_pixels<'py>(py: Python<'py>, slot: &Slot, len: usize) -> PyResult<Bound<
 #[pyfunction]
 fn stream_unlock(py: Python<'_>, stream_id: i64) -> PyResult<i32> {
     let slot = lookup(stream_id)?;
-    outcome(py.detach(|| lock_stream(&slot).unlock()))
+    outcome(py.detach(|| slot.unlock_frame()))
 }
 
 /// Publish one RGB frame (a server stream). `pixeldata` is any bytes-like
@@ -196,7 +225,7 @@ fn stream_putframe(
     // Frame numbers are u32 in the header and wrap around (the original cast
     // its C int the same way).
     let number = framenumber as u32;
-    let result = buffer::with_slice_detached(py, &bytes, |px| lock_stream(&slot).put_frame(number, w, h, px));
+    let result = buffer::with_slice_detached(py, &bytes, |px| slot.stream.put_frame(number, w, h, px));
     outcome(result)
 }
 

@@ -10,36 +10,77 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 use shmimage::{Code, Error};
 
-/// Which exception class of `shmimage._errors` an engine error becomes.
-fn class_name(e: &Error, side: Side) -> &'static str {
-    match (e.code(), side) {
-        (Code::Unconnected, Side::Client) => "ServerGoneError",
-        (Code::Unconnected, _) => "UnconnectedError",
-        (Code::NoFrameAvailable, _) => "NoFrameAvailableError",
-        (Code::NoBufferAvailable, _) => "NoBufferAvailableError",
-        (Code::BadArgs, _) => "BadArgsError",
-        (Code::NotLocked, _) => "NotLockedError",
-        (Code::BadFileSize, _) => "BadFileSizeError",
-        (Code::UnableToOpenFile, _) => "UnableToOpenFileError",
-        (Code::UnableToMapFile, _) => "UnableToMapFileError",
-        (Code::MemoryAllocError, _) => "MemoryAllocError",
-        (Code::ThreadCreateError, _) => "ThreadCreateError",
-        (Code::IsServer, _) => "IsServerError",
-        (Code::IsNotServer, _) => "IsNotServerError",
-        (Code::FrameTooLarge, _) => "FrameTooLargeError",
-        (Code::Locked, _) => "LockedError",
+/// Which exception class of `shmimage._errors` an engine error becomes: one
+/// per situation, as the engine's codes are.
+fn class_name(code: Code) -> &'static str {
+    match code {
+        Code::Unconnected => "UnconnectedError",
+        Code::NoFrameAvailable => "NoFrameAvailableError",
+        Code::NoBufferAvailable => "NoBufferAvailableError",
+        Code::BadArgs => "BadArgsError",
+        Code::NotLocked => "NotLockedError",
+        Code::BadFileSize => "BadFileSizeError",
+        Code::UnableToOpenFile => "UnableToOpenFileError",
+        Code::UnableToMapFile => "UnableToMapFileError",
+        Code::MemoryAllocError => "MemoryAllocError",
+        Code::ThreadCreateError => "ThreadCreateError",
+        Code::IsServer => "IsServerError",
+        Code::IsNotServer => "IsNotServerError",
+        Code::FrameTooLarge => "FrameTooLargeError",
+        Code::Locked => "LockedError",
+        Code::PeerBusy => "PeerBusyError",
+        // A stale handle is the C face's closed stream.
+        Code::Closed | Code::StaleHandle => "ClosedError",
+        Code::Forked => "ForkedError",
+        Code::NoSpace => "NoSpaceError",
+        Code::ServerGone => "ServerGoneError",
+        Code::FileReplaced => "FileReplacedError",
+        Code::FileTruncated => "FileTruncatedError",
+        Code::FileResized => "FileResizedError",
+        Code::Cancelled => "WaitCancelledError",
+        Code::StreamReset => "StreamResetError",
         // Success codes never reach here; keep a sane class if one does.
-        (Code::NoError | Code::Reconnecting, _) => "ShmImageError",
+        _ => "ShmImageError",
     }
 }
 
-/// Where an error surfaced, for the few codes whose meaning depends on it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    /// A client operation: UNCONNECTED there means the server process has gone.
-    Client,
-    /// Anything else.
-    Other,
+/// The class of a native-stream error (`shmimage::native::Error`), by its
+/// code: the situations both formats share have the same codes and classes.
+fn native_class_name(e: &shmimage::native::Error) -> &'static str {
+    use shmimage::native::Error as N;
+    match e {
+        N::NotFound { .. } => "BadFileSizeError",
+        N::AlreadyExists { .. } => "AlreadyExistsError",
+        N::WrongProtocol { .. } => "WrongProtocolError",
+        N::NotAStream { .. } | N::UnsupportedVersion { .. } | N::Corrupt { .. } => "NotAStreamError",
+        N::ReadersFull { .. } => "ReadersFullError",
+        N::MetadataTooLarge { .. } => "MetadataTooLargeError",
+        N::InvalidDesc(_) => "BadArgsError",
+        N::NoSlotAvailable => "NoBufferAvailableError",
+        _ => match Code::from_i32(e.code()) {
+            Some(c) => class_name(c),
+            None => "ShmImageError",
+        },
+    }
+}
+
+/// A native-stream error as the package's typed exception.
+pub(crate) fn native_to_py(py: Python<'_>, e: &shmimage::native::Error) -> PyErr {
+    if let shmimage::native::Error::Ensight(inner) = e {
+        return to_py(py, inner);
+    }
+    let build = || -> PyResult<PyErr> {
+        let cls = class(py, native_class_name(e))?;
+        let inst = cls.call1((e.to_string(),))?;
+        inst.setattr("code", e.code())?;
+        if let shmimage::native::Error::WriterBusy { path, pid } = e {
+            inst.setattr("role", "server")?;
+            inst.setattr("path", path.to_string_lossy())?;
+            inst.setattr("pid", (*pid != 0).then_some(*pid))?;
+        }
+        Ok(PyErr::from_value(inst))
+    };
+    build().unwrap_or_else(|import_err| import_err)
 }
 
 /// A class from `shmimage._errors`.
@@ -48,14 +89,29 @@ pub(crate) fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyT
     Ok(module.getattr(name)?.cast_into::<PyType>()?)
 }
 
-/// The engine error as the modern package's typed exception; `code` is set on
-/// the instance so callers can compare with EnSight's values.
-pub(crate) fn to_py(py: Python<'_>, e: &Error, side: Side) -> PyErr {
-    let name = class_name(e, side);
+/// The engine error as the package's typed exception. `code` is the
+/// engine's (and the C API's) value; PeerBusyError carries `role`, `path`
+/// and `pid`; the OSError subclasses carry `errno` from the OS error the
+/// engine kept as the source.
+pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let cls = class(py, name)?;
+        let cls = class(py, class_name(e.code()))?;
         let inst = cls.call1((e.to_string(),))?;
         inst.setattr("code", e.code() as i32)?;
+        match e {
+            Error::PeerBusy { role, path, pid } => {
+                inst.setattr("role", role.to_string())?;
+                inst.setattr("path", path.to_string_lossy())?;
+                inst.setattr("pid", *pid)?;
+            }
+            // Only errno: setting OSError's filename/strerror would replace
+            // the message (which names the file already) in str().
+            Error::UnableToOpenFile { source, .. } | Error::UnableToMapFile { source, .. } => {
+                inst.setattr("errno", source.raw_os_error())?;
+            }
+            Error::NoSpace { .. } => inst.setattr("errno", 28)?, // ENOSPC
+            _ => {}
+        }
         Ok(PyErr::from_value(inst))
     };
     build().unwrap_or_else(|import_err| import_err)
@@ -79,4 +135,17 @@ pub(crate) fn runtime(e: &Error) -> PyErr {
     } else {
         PyRuntimeError::new_err(format!("{desc} ({detail})"))
     }
+}
+
+/// The typed exception `class` of `shmimage._errors` with message `msg`.
+pub(crate) fn typed(py: Python<'_>, class_name: &str, msg: String) -> PyErr {
+    match class(py, class_name) {
+        Ok(cls) => PyErr::from_type(cls, msg),
+        Err(e) => e,
+    }
+}
+
+/// Use of an object after close (or of a frame after release).
+pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
+    typed(py, "ClosedError", format!("{what} is closed"))
 }

@@ -2,19 +2,31 @@
 //! `shmimage._native`:
 //!
 //! - the submodule `ensight` backs the drop-in module `ensight_grpc_shmem`
-//!   (a thin Python package that re-exports it), EnSight's API call for call;
-//! - the classes back the package `shmimage` (Server, Client, Frame, Loan,
-//!   StreamFile) with typed exceptions, zero-copy numpy views and the GIL
-//!   released during waits and copies.
+//!   (a thin Python package that re-exports it), EnSight's API call for call
+//!   (`dropin`);
+//! - the classes back the package `shmimage`, one file per object:
+//!   `stream_file` (StreamFile), `server` + `loan` (Server, Loan), `client` +
+//!   `frame` (Client, Frame, the frame iterator), `views` (zero-copy numpy
+//!   views), `errors` (typed exceptions), `buffer` (reading bytes-like
+//!   objects), `args` (timeouts and sizes).
 //!
 //! No protocol logic lives here: arguments and errors are translated, the
 //! engine does the rest.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod args;
 mod buffer;
+mod client;
 mod dropin;
 mod errors;
-mod modern;
+mod frame;
+mod loan;
+mod native;
+mod pixels_in;
+mod server;
+mod stream_file;
+mod views;
+mod wait;
 
 use pyo3::prelude::*;
 
@@ -22,7 +34,12 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("API_VERSION", shmimage::API_VERSION)?;
-    modern::register(m)?;
+    stream_file::register(m)?;
+    server::register(m)?;
+    loan::register(m)?;
+    client::register(m)?;
+    frame::register(m)?;
+    views::register(m)?;
     let ensight = PyModule::new(m.py(), "ensight")?;
     dropin::register(&ensight)?;
     m.add_submodule(&ensight)?;

@@ -63,21 +63,21 @@ def test_ids_count_down_from_49_and_are_truthy(pair):
 
 
 def test_freed_id_is_reused_last_free_first(stream_path):
-    path = stream_path(MiB)
-    a = e.stream_create(path, e.OPTIONS_SERVER)
-    b = e.stream_create(path, e.OPTIONS_SERVER)
+    # One file per server: a second live server on one file is refused
+    # since issue 11 (case 2), so these tests no longer stack them.
+    a = e.stream_create(stream_path(MiB, name="a.bin"), e.OPTIONS_SERVER)
+    b = e.stream_create(stream_path(MiB, name="b.bin"), e.OPTIONS_SERVER)
     assert (a, b) == (49, 48)
     assert e.stream_destroy(a) == e.ERROR_NOERROR
-    assert e.stream_create(path, e.OPTIONS_SERVER) == 49
+    assert e.stream_create(stream_path(MiB, name="c.bin"), e.OPTIONS_SERVER) == 49
     e.stream_destroy(b)
 
 
 def test_more_than_50_streams_raise(stream_path):
-    path = stream_path(MiB)
-    ids = [e.stream_create(path, e.OPTIONS_SERVER) for _ in range(50)]
+    ids = [e.stream_create(stream_path(64 * 1024, name="s{}.bin".format(i)), e.OPTIONS_SERVER) for i in range(50)]
     assert ids == list(range(49, -1, -1))
     with pytest.raises(RuntimeError, match="Maximum number"):
-        e.stream_create(path, e.OPTIONS_SERVER)
+        e.stream_create(stream_path(64 * 1024, name="s50.bin"), e.OPTIONS_SERVER)
     for i in ids:
         e.stream_destroy(i)
     assert e._impl._open_streams() == 0
@@ -131,19 +131,34 @@ def test_create_keywords_and_pathlike(stream_path):
 
 
 def test_reconnecting_create_returns_a_usable_id(stream_path):
-    """A second client on a file that already carries a stream is
-    RECONNECTING; unlike the original (which returned the bare code 3 as if it
-    were an id), the stream is stored and its id works."""
+    """A client on a file that already carries a stream is RECONNECTING;
+    unlike the original (which returned the bare code 3 as if it were an
+    id), the stream is stored and its id works. (A second client while the
+    first is alive is refused since issue 11, case 2: the first one leaves.)"""
     path = stream_path(MiB)
     s = e.stream_create(path, e.OPTIONS_SERVER)
     c1 = e.stream_create(path)
-    assert e.stream_putframe(s, 4, 4, 5, frame_bytes(5, 4, 4)) == 0
+    e.stream_destroy(c1)
     c2 = e.stream_create(path)
-    assert c2 == 47 and c2 not in (s, c1)
+    assert c2 == 48 and c2 != s
+    assert e.stream_putframe(s, 4, 4, 5, frame_bytes(5, 4, 4)) == 0
     img = e.stream_lock(c2)
     assert type(img) is dict and img["framenumber"] == 5
     assert e.stream_unlock(c2) == 0
-    for i in (c2, c1, s):
+    for i in (c2, s):
+        e.stream_destroy(i)
+
+
+def test_a_second_live_client_or_server_is_refused(stream_path):
+    path = stream_path(MiB)
+    s = e.stream_create(path, e.OPTIONS_SERVER)
+    c = e.stream_create(path)
+    with pytest.raises(RuntimeError, match="another client is running on stream file"):
+        e.stream_create(path)
+    with pytest.raises(RuntimeError, match="another server is running on stream file"):
+        e.stream_create(path, e.OPTIONS_SERVER)
+    assert e._impl._open_streams() == 2
+    for i in (c, s):
         e.stream_destroy(i)
 
 

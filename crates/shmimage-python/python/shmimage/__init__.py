@@ -16,6 +16,8 @@ memory: delete them before the frame is released or the loan committed (those
 refuse with BufferError otherwise), or keep a ``.copy()``. See docs/python.md.
 """
 
+import atexit as _atexit
+
 from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
 from ._native import (
@@ -28,6 +30,11 @@ from ._native import (
     __version__,
     create_stream_file,
 )
+from ._native import _close_stream_files
+
+# Stream files made by create_stream_file() and never closed are removed at
+# exit, even when a daemon thread (or a global) still holds them.
+_atexit.register(_close_stream_files)
 
 __all__ = [
     "API_VERSION",

@@ -1,5 +1,6 @@
 """Exceptions of the shmimage package: one base class, one subclass per
-failure code of protocol 1.0 (``code`` holds EnSight's value)."""
+situation. ``code`` holds the engine's value for it, the same number the C
+API returns (EnSight's codes, and the project's own from -100 down)."""
 
 
 class ShmImageError(Exception):
@@ -16,6 +17,63 @@ class UnconnectedError(ShmImageError):
 
 class ServerGoneError(UnconnectedError):
     """The client's server process has exited (noticed without any frame)."""
+
+    code = -104
+
+
+class FileReplacedError(UnconnectedError):
+    """The stream file was deleted or replaced by another file at its path:
+    this stream no longer reaches its peer."""
+
+    code = -105
+
+
+class FileTruncatedError(UnconnectedError):
+    """Another process shrank the stream file under this stream."""
+
+    code = -106
+
+
+class FileResizedError(UnconnectedError):
+    """The stream file grew while this stream had it open: the two ends
+    would disagree on the buffer size."""
+
+    code = -107
+
+
+class StreamResetError(UnconnectedError):
+    """Another process reset the stream's buffers under this server."""
+
+    code = -110
+
+
+class PeerBusyError(ShmImageError):
+    """A live peer already holds this role on the stream (a second server or
+    client); ``role``, ``path`` and ``pid`` (None if unknown) say which."""
+
+    code = -100
+    role = None
+    path = None
+    pid = None
+
+
+class ForkedError(ShmImageError):
+    """The object was inherited across fork(): it is inert in the child.
+    Open the stream again in the child."""
+
+    code = -102
+
+
+class NoSpaceError(ShmImageError, OSError):
+    """The file system has no room for the stream file."""
+
+    code = -103
+
+
+class WaitCancelledError(ShmImageError):
+    """The wait was cancelled (e.g. by cancelling the asyncio task)."""
+
+    code = -109
 
 
 class NoFrameAvailableError(ShmImageError):
@@ -102,15 +160,60 @@ class LockedError(ShmImageError):
 
 
 class ClosedError(ShmImageError, ValueError):
-    """The object was closed (or its frame released) and cannot be used."""
+    """The object was closed (or its frame released, or its stream closed)
+    and cannot be used."""
 
-    code = -1
+    code = -101
+
+
+class AlreadyExistsError(ShmImageError, FileExistsError):
+    """A native stream file to be created exists already."""
+
+    code = -200
+
+
+class WrongProtocolError(ShmImageError):
+    """The file is a stream of the other format than the opener speaks."""
+
+    code = -201
+
+
+class NotAStreamError(ShmImageError):
+    """The file is not a stream this version can read (foreign, newer or
+    corrupt); the message says which."""
+
+    code = -202
+
+
+class ReadersFullError(ShmImageError):
+    """A native stream has no free reader entry left."""
+
+    code = -205
+
+
+class MetadataTooLargeError(ShmImageError, ValueError):
+    """The frame's metadata does not fit the stream's metadata capacity."""
+
+    code = -206
 
 
 __all__ = [
     "ShmImageError",
     "UnconnectedError",
     "ServerGoneError",
+    "FileReplacedError",
+    "FileTruncatedError",
+    "FileResizedError",
+    "StreamResetError",
+    "PeerBusyError",
+    "ForkedError",
+    "NoSpaceError",
+    "WaitCancelledError",
+    "AlreadyExistsError",
+    "WrongProtocolError",
+    "NotAStreamError",
+    "ReadersFullError",
+    "MetadataTooLargeError",
     "NoFrameAvailableError",
     "FrameTimeoutError",
     "NoBufferAvailableError",
