@@ -1,0 +1,237 @@
+//! The copy path against its physical limit, in one run (issue 16):
+//!
+//! - `put_frame` against a memcpy of the same bytes between two private
+//!   buffers, at 720p, 1080p and 4K (criterion rows, and a ratio of medians
+//!   from alternating rounds, which a noisy machine moves far less);
+//! - the first frame through a fresh stream, with and without prefaulting
+//!   (time and minor page faults of open + first put);
+//! - the banded drop-in lock: a 4K frame through an EnSight-sized (25 MiB)
+//!   file, locked and copied into the caller's buffer.
+//!
+//! `cargo bench -p shmimage --bench copy` runs everything; the summary lines
+//! at the end are the rows of docs/benchmarks.md. Set
+//! `SHMIMAGE_BENCH_HUGE_DIR` to a tmpfs mounted with `huge=advise` to add
+//! the first-frame rows on huge pages.
+
+#![allow(clippy::unwrap_used)] // a benchmark harness: a failed setup should stop it loudly
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use shmimage::{Client, ClientOptions, Server, ServerOptions, StreamFile};
+
+const SIZES: [(&str, u32, u32); 3] = [("720p", 1280, 720), ("1080p", 1920, 1080), ("4k", 3840, 2160)];
+
+fn no_thread() -> ClientOptions {
+    ClientOptions { monitor_thread: false, ..Default::default() }
+}
+
+fn pair(w: u32, h: u32) -> (StreamFile, Server, Client) {
+    let f = StreamFile::for_frame(w, h).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    (f, s, c)
+}
+
+fn pixels(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn minor_faults() -> i64 {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    r.ru_minflt
+}
+
+/// Lines for the summary printed after criterion's output.
+static SUMMARY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn summary(line: String) {
+    println!("{line}");
+    SUMMARY.lock().unwrap().push(line);
+}
+
+fn put_frame_vs_memcpy(cr: &mut Criterion) {
+    let mut g = cr.benchmark_group("put_frame_vs_memcpy");
+    for (name, w, h) in SIZES {
+        let len = w as usize * h as usize * 3;
+        g.throughput(Throughput::Bytes(len as u64));
+        let src = pixels(len);
+        let mut dst = vec![0u8; len];
+        let (_f, mut s, mut c) = pair(w, h);
+        g.bench_function(BenchmarkId::new("memcpy", name), |b| {
+            b.iter(|| dst.copy_from_slice(black_box(&src)));
+        });
+        g.bench_function(BenchmarkId::new("put_frame", name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let t = Instant::now();
+                    s.put_frame(i as u32, w, h, black_box(&src)).unwrap();
+                    total += t.elapsed();
+                    drop(c.lock().unwrap()); // free the buffer, untimed
+                }
+                total
+            });
+        });
+        // The same two, alternating round by round: both see the same load.
+        let rounds = 200;
+        let (mut tm, mut tp) = (Vec::new(), Vec::new());
+        for i in 0..rounds {
+            let t = Instant::now();
+            dst.copy_from_slice(black_box(&src));
+            tm.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            s.put_frame(i, w, h, black_box(&src)).unwrap();
+            tp.push(t.elapsed().as_secs_f64() * 1e6);
+            drop(c.lock().unwrap());
+        }
+        let (m, p) = (median(tm), median(tp));
+        summary(format!(
+            "| put_frame / memcpy, {name} | {p:.1} us | {m:.1} us | {:.3}x | alternating, median of {rounds} |",
+            p / m
+        ));
+    }
+    g.finish();
+}
+
+/// Where a fresh stream file for the first-frame rows lives.
+#[derive(Clone)]
+enum Place {
+    DevShm,
+    Dir(PathBuf),
+}
+
+fn fresh_file(place: &Place, len: u64, k: usize) -> (StreamFile, Option<PathBuf>) {
+    match place {
+        Place::DevShm => (StreamFile::with_len(len).unwrap(), None),
+        Place::Dir(d) => {
+            let p = d.join(format!("shmimage-bench-{}-{k}", std::process::id()));
+            let _ = std::fs::remove_file(&p);
+            (StreamFile::create_at(&p, len).unwrap(), Some(p))
+        }
+    }
+}
+
+/// Open a fresh 1080p stream (server and client) and put the first frame:
+/// time of the open, of the first put, and the minor faults of both.
+fn first_frame(place: &Place, prefault: bool, src: &[u8], k: usize) -> (f64, f64, i64) {
+    let (w, h) = (1920, 1080);
+    let len = shmimage::layout::file_len_for_frame(w, h).unwrap();
+    let (f, remove) = fresh_file(place, len, k);
+    std::env::set_var("SHMIMAGE_PREFAULT", if prefault { "1" } else { "0" });
+    let f0 = minor_faults();
+    let t = Instant::now();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    let open = t.elapsed().as_secs_f64() * 1e6;
+    let t = Instant::now();
+    s.put_frame(1, w, h, src).unwrap();
+    let put = t.elapsed().as_secs_f64() * 1e6;
+    let faults = minor_faults() - f0;
+    std::env::remove_var("SHMIMAGE_PREFAULT");
+    drop((s, c));
+    drop(f);
+    if let Some(p) = remove {
+        let _ = std::fs::remove_file(p);
+    }
+    (open, put, faults)
+}
+
+fn first_touch(_cr: &mut Criterion) {
+    let src = pixels(1920 * 1080 * 3);
+    let mut places = vec![("/dev/shm", Place::DevShm)];
+    if let Some(d) = std::env::var_os("SHMIMAGE_BENCH_HUGE_DIR") {
+        places.push(("huge=advise tmpfs", Place::Dir(d.into())));
+    }
+    let rounds = 25;
+    for (pname, place) in places {
+        let mut rows: [(Vec<f64>, Vec<f64>, Vec<f64>); 2] = Default::default();
+        for k in 0..rounds {
+            for (j, prefault) in [false, true].into_iter().enumerate() {
+                let (open, put, faults) = first_frame(&place, prefault, &src, k);
+                rows[j].0.push(open);
+                rows[j].1.push(put);
+                rows[j].2.push(faults as f64);
+            }
+        }
+        let mut done = Vec::new();
+        for (j, label) in ["without prefault", "with prefault"].into_iter().enumerate() {
+            let (o, p, f) = std::mem::take(&mut rows[j]);
+            let (o, p, f) = (median(o), median(p), median(f));
+            done.push(o + p);
+            summary(format!(
+                "| first 1080p frame, {pname}, {label} | open {o:.0} us + first put {p:.0} us = {:.0} us | {f:.0} minor faults | median of {rounds} |",
+                o + p
+            ));
+        }
+        summary(format!("| first 1080p frame, {pname}: with / without prefault | {:.3}x | | |", done[1] / done[0]));
+    }
+}
+
+fn banded_lock(cr: &mut Criterion) {
+    let (w, h) = (3840u32, 2160u32);
+    let len = w as usize * h as usize * 3;
+    let f = StreamFile::with_len(shmimage::layout::ENSIGHT_FILE_SIZE).unwrap();
+    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut c = Client::connect(f.path(), no_thread()).unwrap();
+    let src = pixels(len);
+    let mut out = vec![0u8; len];
+    let mut n = 0u32;
+    // What the drop-in stream_lock does: lock (the client assembles the bands
+    // in its own memory), then copy the frame into the caller's buffer.
+    let mut lock_and_copy = |s: &mut Server, c: &mut Client, out: &mut [u8]| {
+        n += 1;
+        s.put_frame(n, w, h, &src).unwrap();
+        let t = Instant::now();
+        let frame = c.lock().unwrap();
+        out.copy_from_slice(frame.pixels());
+        drop(frame);
+        t.elapsed()
+    };
+    let mut g = cr.benchmark_group("banded_lock_4k_in_25MiB");
+    g.throughput(Throughput::Bytes(len as u64));
+    g.sample_size(10);
+    g.bench_function("lock_then_copy", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| lock_and_copy(&mut s, &mut c, &mut out)).sum());
+    });
+    g.finish();
+    let mut tm = Vec::new();
+    let mut tl = Vec::new();
+    let dst_src = pixels(len);
+    for _ in 0..40 {
+        let t = Instant::now();
+        out.copy_from_slice(black_box(&dst_src));
+        tm.push(t.elapsed().as_secs_f64() * 1e6);
+        tl.push(lock_and_copy(&mut s, &mut c, &mut out).as_secs_f64() * 1e6);
+    }
+    let (m, l) = (median(tm), median(tl));
+    summary(format!(
+        "| banded 4K lock + copy to caller (25 MiB file, 2 bands) | {l:.0} us | memcpy {m:.0} us | {:.2}x memcpy | alternating, median of 40 |",
+        l / m
+    ));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = put_frame_vs_memcpy, first_touch, banded_lock
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    println!("\nsummary (issue 16; ratios within this run):");
+    for line in SUMMARY.lock().unwrap().iter() {
+        println!("{line}");
+    }
+}
