@@ -23,14 +23,24 @@
  *     SharedMemoryImageStream_putframe(s, &frame);
  *     SharedMemoryImageStream_destroy(s);
  *
- * Threads: a stream may be used from any thread, but not from two threads
- * at the same time (serialise the calls on one stream yourself).
- * SharedMemoryImageStream_destroy must not race any other call on the same
- * stream, and the stream must not be used after it. Different streams are
- * independent and may be used concurrently. SharedMemoryImageStream_errorstring
- * may be called from any thread at any time. A client stream created without
- * IMAGESTREAM_OPTIONS_NOTHREADS runs one background thread of its own, which
- * destroy stops.
+ * Threads: every function may be called from any thread, also on one
+ * stream from several threads at once (the library serializes them) and
+ * destroy racing another call. A locked frame belongs to the thread that
+ * locked it: unlock from another thread answers IMAGESTREAM_NOT_LOCKED, and a
+ * second lock while it is held answers IMAGESTREAM_LOCKED. A client stream
+ * created without IMAGESTREAM_OPTIONS_NOTHREADS runs one background thread of
+ * its own, which destroy stops.
+ *
+ * Handles: a stream handle is an opaque id, never dereferenced by the
+ * library. After destroy, the handle answers IMAGESTREAM_STALE_HANDLE (a
+ * second destroy included); the frame struct and pixels from lock are invalid.
+ *
+ * Peers: a second live server (or client) on one file is refused with
+ * IMAGESTREAM_PEER_BUSY; the role of a process that died is taken over.
+ *
+ * fork(): a stream created before fork() answers IMAGESTREAM_FORKED in the
+ * child; destroy in the child releases it (NOERROR) without touching the
+ * parent's stream. Create a new stream in the child instead.
  *
  * Every function accepts NULL for any pointer argument and answers
  * IMAGESTREAM_BAD_ARGS; none of them aborts or unwinds into the caller.
@@ -65,6 +75,19 @@ typedef int SharedMemoryImageError;
 #define IMAGESTREAM_IS_NOTSERVER (-9)      /* a server-only call on a client stream */
 #define IMAGESTREAM_FRAME_TOO_LARGE (-10)  /* one row (width * 3 bytes) does not fit in a buffer */
 #define IMAGESTREAM_LOCKED (-11)           /* not allowed while a frame is locked */
+
+/* Codes of this library beyond EnSight's range (from -100 down). */
+#define IMAGESTREAM_PEER_BUSY (-100)       /* another live process holds this role (server or client) on the file */
+#define IMAGESTREAM_CLOSED (-101)          /* the stream was closed */
+#define IMAGESTREAM_FORKED (-102)          /* the stream was created before fork(); unusable in the child */
+#define IMAGESTREAM_NO_SPACE (-103)        /* the file system has no room for the stream file */
+#define IMAGESTREAM_SERVER_GONE (-104)     /* the server process has exited */
+#define IMAGESTREAM_FILE_REPLACED (-105)   /* the file's path now names another file */
+#define IMAGESTREAM_FILE_TRUNCATED (-106)  /* the file was truncated by another process */
+#define IMAGESTREAM_FILE_RESIZED (-107)    /* the file changed size while open */
+#define IMAGESTREAM_STALE_HANDLE (-108)    /* a destroyed handle, or not a stream handle */
+#define IMAGESTREAM_CANCELLED (-109)       /* a wait was cancelled */
+#define IMAGESTREAM_STREAM_RESET (-110)    /* another process reset the buffers under the server */
 
 /* Options of SharedMemoryImageStream_create. Any other bit is IMAGESTREAM_BAD_ARGS. */
 #define IMAGESTREAM_OPTIONS_NONE 0x0               /* a client stream, with its background thread */

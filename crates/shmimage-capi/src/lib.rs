@@ -8,23 +8,33 @@
 //! NULL checks, a frame struct the stream owns, static error strings, and no
 //! panic ever unwinding into C.
 //!
-//! Threads: a stream may be used from any thread, but not from two at once;
-//! destroy must not race another call on the same stream; different streams
-//! are independent. That holds because a stream is one heap object that owns
-//! a [`shmimage::Stream`], which is `Send`, and touches no global state other
-//! than the error-string table, which is built once behind a `OnceLock`.
+//! Handles: a `SharedMemoryImageStream` is an id in a registry, never a
+//! pointer the library dereferences, so a destroyed or made-up handle answers
+//! IMAGESTREAM_STALE_HANDLE (destroy twice, lock after destroy).
+//!
+//! Threads: every function may be called from any thread at any time, also
+//! on one stream from several threads and destroy racing another call: the
+//! registry hands each call its own reference to the stream object, calls on
+//! one stream are serialized by its mutex, and the engine's stream is `Send +
+//! Sync`. A locked frame belongs to the thread that locked it.
+//!
+//! Fork: a stream created before fork() answers IMAGESTREAM_FORKED in the
+//! child, and destroy there releases it without touching the parent's stream.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![allow(non_snake_case)] // the exported names and fields are the protocol's
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::ThreadId;
 
-use shmimage::{Code, Stream};
+use shmimage::{Code, Frame, Stream};
 
 /// `SharedMemoryImageError`: a [`Code`] as a C int.
 pub type SharedMemoryImageError = c_int;
@@ -50,28 +60,66 @@ impl FrameStruct {
 /// `SharedMemoryFrame`: a pointer to a frame struct.
 pub type SharedMemoryFrame = *mut FrameStruct;
 
-/// `struct _SharedMemoryImageStream`: what a stream handle points to.
+/// What a stream handle stands for. A handle is not a pointer to this: it is
+/// an id in the registry below, so a destroyed (or made-up) handle is looked
+/// up, not dereferenced, and answers IMAGESTREAM_STALE_HANDLE.
 #[derive(Debug)]
 pub struct StreamObject {
     stream: Stream,
-    /// The struct lock hands out. It lives here so that its address stays
-    /// valid until unlock or destroy without the caller freeing anything.
-    frame: FrameStruct,
+    /// The drop-in's one locked frame, the thread that locked it, and the
+    /// struct lock hands out (boxed, so its address stays put until unlock
+    /// or destroy). The mutex serializes the calls on one stream.
+    locked: Mutex<Locked>,
 }
 
-// SAFETY: the only non-Send field is `frame.buffer`, which points into memory
-// owned by `stream` (its mapping, or the client's assembly buffer), so it is
-// valid wherever `stream` is; `Stream` itself is Send (asserted below). The
-// header tells C callers not to use one stream from two threads at once.
-unsafe impl Send for StreamObject {}
+#[derive(Debug)]
+struct Locked {
+    frame: Option<Frame>,
+    owner: Option<ThreadId>,
+    record: Box<FrameStruct>,
+}
+
+// SAFETY: the only non-Send/Sync field is `record.buffer`, a pointer into
+// memory owned by the locked `Frame` (its mapping or its assembled bytes),
+// valid wherever the frame is and only written under the mutex. `Stream` and
+// `Frame` are Send + Sync (asserted below).
+unsafe impl Send for Locked {}
 
 const _: fn() = || {
-    fn is_send<T: Send>() {}
-    is_send::<Stream>();
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Stream>();
+    is_send_sync::<Frame>();
 };
 
-/// `SharedMemoryImageStream`: an opaque handle.
+/// `SharedMemoryImageStream`: an opaque handle (an id, never dereferenced).
 pub type SharedMemoryImageStream = *mut StreamObject;
+
+/// Live streams by handle value. Ids are never reused, so a stale handle
+/// cannot name a newer stream.
+fn registry() -> MutexGuard<'static, HashMap<usize, Arc<StreamObject>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<usize, Arc<StreamObject>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Handle values: odd and high, so they never look like small ints or a
+/// pointer into this library's memory; never reused.
+fn next_id() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    0x5348_0001 + 2 * NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn lookup(stream: SharedMemoryImageStream) -> Result<Arc<StreamObject>, Code> {
+    if stream.is_null() {
+        return Err(Code::BadArgs);
+    }
+    registry().get(&(stream as usize)).cloned().ok_or(Code::StaleHandle)
+}
+
+impl StreamObject {
+    fn locked(&self) -> MutexGuard<'_, Locked> {
+        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Runs an exported function's body; a panic (a bug, never expected) becomes
 /// BAD_ARGS instead of unwinding into C, which would be undefined behaviour.
@@ -115,9 +163,14 @@ pub unsafe extern "C" fn SharedMemoryImageStream_create(
         let path = Path::new(OsStr::from_bytes(name.to_bytes()));
         match Stream::create(path, options) {
             Ok((s, code)) => {
-                let obj = Box::new(StreamObject { stream: s, frame: FrameStruct::EMPTY });
+                let obj = StreamObject {
+                    stream: s,
+                    locked: Mutex::new(Locked { frame: None, owner: None, record: Box::new(FrameStruct::EMPTY) }),
+                };
+                let id = next_id();
+                registry().insert(id, Arc::new(obj));
                 // SAFETY: as above.
-                unsafe { stream.write(Box::into_raw(obj)) };
+                unsafe { stream.write(id as SharedMemoryImageStream) };
                 code
             }
             Err(e) => e.code(),
@@ -130,82 +183,98 @@ pub unsafe extern "C" fn SharedMemoryImageStream_create(
 /// `*frame` is left unchanged unless the answer is NOERROR.
 ///
 /// # Safety
-/// `stream` is NULL or a live handle from create, not in use by another
-/// thread; `frame` is NULL or points to writable storage for a pointer.
+/// `stream` is any value (a destroyed or made-up handle answers
+/// STALE_HANDLE); `frame` is NULL or points to writable storage for a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn SharedMemoryImageStream_lock(
     stream: SharedMemoryImageStream,
     frame: *mut SharedMemoryFrame,
 ) -> SharedMemoryImageError {
     guarded(|| {
-        // SAFETY: the caller promises NULL or a live, unshared handle.
-        let Some(obj) = (unsafe { stream.as_mut() }) else { return Code::BadArgs };
+        let obj = match lookup(stream) {
+            Ok(o) => o,
+            Err(c) => return c,
+        };
         if let Err(e) = obj.stream.client() {
             return e.code();
         }
         if frame.is_null() {
             return Code::BadArgs;
         }
-        let info = match obj.stream.lock() {
-            Ok(info) => info,
+        let mut l = obj.locked();
+        if l.frame.is_some() {
+            return Code::Locked;
+        }
+        let f = match obj.stream.lock() {
+            Ok(f) => f,
             Err(e) => return e.code(),
         };
-        let Some(pixels) = obj.stream.pixels() else {
-            // A successful lock always has pixels; should that ever fail,
-            // hand the frame back rather than return a struct without them.
-            let _ = obj.stream.unlock();
-            return Code::NoFrameAvailable;
+        let pixels = match f.pixels() {
+            Ok(p) => p.as_ptr().cast_mut(),
+            Err(e) => return e.code(),
         };
-        obj.frame = FrameStruct {
-            iFrame: info.number,
-            iWidth: info.width,
-            iHeight: info.height,
-            // C's struct has a non-const pointer; the header documents the
-            // pixels as read-only.
-            buffer: pixels.as_ptr().cast_mut(),
-        };
+        // C's struct has a non-const pointer; the header documents the
+        // pixels as read-only.
+        *l.record = FrameStruct { iFrame: f.number(), iWidth: f.width(), iHeight: f.height(), buffer: pixels };
+        l.frame = Some(f);
+        l.owner = Some(std::thread::current().id());
         // SAFETY: non-null, and the caller promises it is writable. The
-        // pointee lives in the boxed stream object, so it stays put.
-        unsafe { frame.write(&mut obj.frame) };
+        // pointee is boxed in the stream object, so it stays put.
+        unsafe { frame.write(&mut *l.record) };
         Code::NoError
     })
 }
 
-/// `SharedMemoryImageStream_unlock`: give the locked frame back.
+/// `SharedMemoryImageStream_unlock`: give the locked frame back. Only the
+/// thread that locked it may: from another thread it answers NOT_LOCKED, so
+/// one thread cannot pull a frame from under another that is reading it.
 ///
 /// # Safety
-/// `stream` is NULL or a live handle from create, not in use by another thread.
+/// `stream` is any value (a destroyed or made-up handle answers STALE_HANDLE).
 #[no_mangle]
 pub unsafe extern "C" fn SharedMemoryImageStream_unlock(stream: SharedMemoryImageStream) -> SharedMemoryImageError {
     guarded(|| {
-        // SAFETY: the caller promises NULL or a live, unshared handle.
-        let Some(obj) = (unsafe { stream.as_mut() }) else { return Code::BadArgs };
-        let r = obj.stream.unlock();
-        if r.is_ok() {
-            // The pixels may now be overwritten by the server: a caller that
-            // still uses the struct reads NULL instead of a changing frame.
-            // The numbers stay, as code that logs them after unlock is common.
-            obj.frame.buffer = ptr::null_mut();
+        let obj = match lookup(stream) {
+            Ok(o) => o,
+            Err(c) => return c,
+        };
+        if let Err(e) = obj.stream.client() {
+            return e.code();
         }
-        outcome(r)
+        let mut l = obj.locked();
+        if l.frame.is_none() || l.owner != Some(std::thread::current().id()) {
+            return Code::NotLocked;
+        }
+        // The pixels may now be overwritten by the server: a caller that
+        // still uses the struct reads NULL instead of a changing frame.
+        // The numbers stay, as code that logs them after unlock is common.
+        l.record.buffer = ptr::null_mut();
+        l.owner = None;
+        match l.frame.take() {
+            Some(f) => outcome(f.unlock()),
+            None => Code::NotLocked,
+        }
     })
 }
 
 /// `SharedMemoryImageStream_destroy`: a client unlocks and disconnects; then
-/// the stream is unmapped, closed and freed.
+/// the stream is unmapped, closed and freed. A second destroy of the same
+/// handle answers STALE_HANDLE. In a fork() child, a stream of the parent is
+/// released here without touching the parent's stream.
 ///
 /// # Safety
-/// `stream` is NULL or a live handle from create that no other thread is
-/// using; it must not be used afterwards.
+/// `stream` is any value.
 #[no_mangle]
 pub unsafe extern "C" fn SharedMemoryImageStream_destroy(stream: SharedMemoryImageStream) -> SharedMemoryImageError {
     guarded(|| {
         if stream.is_null() {
             return Code::BadArgs;
         }
-        // SAFETY: a live handle came from Box::into_raw in create, and the
-        // caller gives up its use here.
-        drop(unsafe { Box::from_raw(stream) });
+        let Some(obj) = registry().remove(&(stream as usize)) else { return Code::StaleHandle };
+        // Close first: another thread inside a wait on this stream returns
+        // now; its Arc keeps the object until that call ends.
+        obj.stream.close();
+        drop(obj);
         Code::NoError
     })
 }
@@ -214,17 +283,19 @@ pub unsafe extern "C" fn SharedMemoryImageStream_destroy(stream: SharedMemoryIma
 /// `frame->iWidth * frame->iHeight * 3` bytes at `frame->buffer`.
 ///
 /// # Safety
-/// `stream` is NULL or a live handle from create, not in use by another
-/// thread; `frame` is NULL or points to a readable frame struct whose
-/// `buffer` is NULL or holds `iWidth * iHeight * 3` readable bytes.
+/// `stream` is any value; `frame` is NULL or points to a readable frame
+/// struct whose `buffer` is NULL or holds `iWidth * iHeight * 3` readable
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn SharedMemoryImageStream_putframe(
     stream: SharedMemoryImageStream,
     frame: SharedMemoryFrame,
 ) -> SharedMemoryImageError {
     guarded(|| {
-        // SAFETY: the caller promises NULL or a live, unshared handle.
-        let Some(obj) = (unsafe { stream.as_mut() }) else { return Code::BadArgs };
+        let obj = match lookup(stream) {
+            Ok(o) => o,
+            Err(c) => return c,
+        };
         if let Err(e) = obj.stream.server() {
             return e.code();
         }
@@ -235,7 +306,7 @@ pub unsafe extern "C" fn SharedMemoryImageStream_putframe(
         }
         let len = (f.iWidth as usize)
             .checked_mul(f.iHeight as usize)
-            .and_then(|n| n.checked_mul(3))
+            .and_then(|n| n.checked_mul(shmimage::layout::BYTES_PER_PIXEL as usize))
             .filter(|&n| isize::try_from(n).is_ok());
         let Some(len) = len else { return Code::BadArgs };
         // SAFETY: non-null; the caller promises `len` readable bytes that

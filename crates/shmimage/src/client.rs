@@ -1,12 +1,19 @@
 //! The consumer: connect (or reconnect), lock the newest frame in place,
 //! assemble banded frames, unlock, wait, and the background monitor.
+//!
+//! A [`Client`] is a handle over an `Arc`-shared inner object: `Send +
+//! Sync`, every method takes `&self`, one mutex per stream serializes the
+//! state changes. A [`Frame`] holds the same `Arc`, its buffer index and a
+//! generation: up to two frames can be locked at once (one per buffer), and
+//! a frame's pixels are its own until it is dropped.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::endpoint::{Canceller, Endpoint};
 use crate::error::{Error, Result};
 use crate::futex;
 use crate::layout::{is_newer, Band};
@@ -75,7 +82,7 @@ pub struct FrameInfo {
 impl FrameInfo {
     /// Bytes of pixel data (`width * height * 3`).
     pub fn len(&self) -> usize {
-        self.width as usize * self.height as usize * 3
+        self.width as usize * self.height as usize * crate::layout::BYTES_PER_PIXEL as usize
     }
 
     /// True for an empty frame (never returned by lock).
@@ -112,46 +119,54 @@ struct Assembler {
     /// next lock as MEMORY_ALLOC_ERROR.
     alloc_failed: Option<u64>,
     stats: ClientStats,
+    /// Which buffers a live [`Frame`] holds locked.
+    held: [bool; 2],
 }
 
 #[derive(Debug)]
-struct Shared {
-    map: Mapping,
+struct Inner {
+    ep: Endpoint,
     asm: Mutex<Assembler>,
-    stop: AtomicBool,
+    /// Generation of each buffer's lock; a frame whose number differs is over.
+    generation: [AtomicU64; 2],
+    server: PeerWatch,
+    reconnected: bool,
 }
 
-impl Shared {
+impl Inner {
     fn asm(&self) -> MutexGuard<'_, Assembler> {
         // A panic while holding the lock cannot leave the assembler unsound:
         // its worst state is a partial frame, which the next band replaces.
         self.asm.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn map(&self) -> &Mapping {
+        &self.ep.map
+    }
 }
 
-#[derive(Debug)]
-enum Held {
-    InPlace { index: usize, info: FrameInfo },
-    Assembled(Assembled),
-}
-
-/// The consuming end of a stream.
+/// The consuming end of a stream. Dropping it closes it.
 #[derive(Debug)]
 pub struct Client {
-    shared: Arc<Shared>,
-    monitor: Option<JoinHandle<()>>,
-    held: Option<Held>,
-    server: PeerWatch,
-    reconnected: bool,
-    closed: bool,
+    inner: Arc<Inner>,
+    monitor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Client {
     /// Open a stream file as its client and connect: INIT -> SERVER on a fresh
     /// stream; on a file that already carried a stream, take over what a
     /// client owned and report it through [`Client::reconnected`].
+    /// `Err(PeerBusy)` when another live client has the file; the role of a
+    /// client that died is taken over.
     pub fn connect(path: impl AsRef<Path>, options: ClientOptions) -> Result<Client> {
-        let map = Mapping::open(path.as_ref())?;
+        let path = path.as_ref();
+        let map = Mapping::open(path)?;
+        liveness::claim(map.file(), Role::Client).map_err(|pid| Error::PeerBusy {
+            role: Role::Client,
+            path: path.to_owned(),
+            pid,
+        })?;
+        map.check_intact()?;
         let s = map.states();
         let mut fresh = s == [INIT, INIT];
         if fresh {
@@ -165,13 +180,10 @@ impl Client {
         for i in 0..2 {
             futex::wake(map.state_word(i));
         }
-        if !liveness::claim(map.file(), Role::Client) {
-            tracing::warn!(path = %path.as_ref().display(), "another live client holds this stream file");
-        }
         let server = PeerWatch::new(Role::Server);
         server.check(map.file());
-        let shared = Arc::new(Shared {
-            map,
+        let inner = Arc::new(Inner {
+            ep: Endpoint::new(map),
             asm: Mutex::new(Assembler {
                 max_frame_bytes: options.max_frame_bytes,
                 building: None,
@@ -179,89 +191,97 @@ impl Client {
                 spare: Vec::new(),
                 alloc_failed: None,
                 stats: ClientStats::default(),
+                held: [false; 2],
             }),
-            stop: AtomicBool::new(false),
+            generation: [AtomicU64::new(0), AtomicU64::new(0)],
+            server,
+            reconnected: !fresh,
         });
-        let mut client = Client { shared, monitor: None, held: None, server, reconnected: !fresh, closed: false };
+        let client = Client { inner, monitor: Mutex::new(None) };
         if options.monitor_thread {
-            let s = Arc::clone(&client.shared);
+            let s = Arc::clone(&client.inner);
             // On failure `client` drops here and disconnects, so the server
             // sees UNCONNECTED rather than a client that will never read.
             let h = std::thread::Builder::new()
                 .name("shmimage-monitor".into())
                 .spawn(move || monitor(&s))
-                .map_err(|e| Error::ThreadCreate(e.to_string()))?;
-            client.monitor = Some(h);
+                .map_err(|source| Error::ThreadCreate { source })?;
+            *client.monitor_slot() = Some(h);
         }
         Ok(client)
     }
 
+    fn monitor_slot(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.monitor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// True when connect found a stream already in the file (RECONNECTING).
     pub fn reconnected(&self) -> bool {
-        self.reconnected
+        self.inner.reconnected
     }
 
     /// Payload bytes of one buffer (n).
     pub fn capacity(&self) -> u64 {
-        self.shared.map.layout().capacity()
+        self.inner.map().layout().capacity()
     }
 
     /// The stream file's path.
     pub fn path(&self) -> &Path {
-        self.shared.map.path()
+        self.inner.map().path()
     }
 
     /// Counters since connect.
     pub fn stats(&self) -> ClientStats {
-        self.shared.asm().stats
+        self.inner.asm().stats
     }
 
     /// Whether the server process is alive, gone, or unknown.
     pub fn server_liveness(&self) -> Liveness {
-        self.server.check(self.shared.map.file())
+        self.inner.server.check(self.inner.map().file())
     }
 
     /// True when the file's path now names another file or nothing (it was
     /// deleted or replaced): this client still reads the old one.
     pub fn file_replaced(&self) -> bool {
-        self.shared.map.is_replaced()
+        self.inner.map().is_replaced()
     }
 
     /// True once this client found its file shorter than when it was mapped
     /// (another process truncated it); the stream cannot continue and every
-    /// lock answers `UnableToMapFile`. Checks the file size now (one `fstat`).
+    /// lock answers `FileTruncated`. Checks the file size now (one `fstat`).
     pub fn file_truncated(&self) -> bool {
-        self.shared.map.check_intact().is_err()
+        matches!(self.inner.map().check_intact(), Err(Error::FileTruncated { .. }))
     }
 
-    /// Lock the newest complete frame; it stays valid until the guard drops.
-    /// `Err(NoFrameAvailable)` when there is none; `Err(Locked)` is impossible
-    /// through the guard API (it borrows the client).
-    pub fn lock(&mut self) -> Result<Frame<'_>> {
-        let info = self.lock_unguarded()?;
-        Ok(Frame { client: self, info })
+    /// True once [`Client::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.inner.ep.is_closed()
     }
 
-    /// Wait up to `timeout` for a frame and lock it. `Err(NoFrameAvailable)`
-    /// on timeout, `Err(Unconnected)` when the server process has gone or
-    /// (checked every 50 ms while no frame comes) the file's path
-    /// now names another file, `Err(UnableToMapFile)` when the file was
-    /// truncated.
-    pub fn wait_frame(&mut self, timeout: Duration) -> Result<Frame<'_>> {
-        let info = self.wait_frame_unguarded(timeout)?;
-        Ok(Frame { client: self, info })
+    /// End every wait in progress on this client with `Err(Cancelled)`.
+    pub fn cancel(&self) {
+        self.inner.ep.canceller().cancel();
     }
 
-    /// Lock without a guard (for bindings): pair with [`Client::unlock`];
-    /// [`Client::pixels`] reads the frame meanwhile.
-    pub fn lock_unguarded(&mut self) -> Result<FrameInfo> {
-        if self.held.is_some() {
+    /// A handle that cancels this client's waits from anywhere (see [`Canceller`]).
+    pub fn canceller(&self) -> Canceller {
+        self.inner.ep.canceller()
+    }
+
+    /// Lock the newest complete frame; it stays locked until the [`Frame`]
+    /// drops (or [`Frame::unlock`]). With one frame still held the next lock
+    /// takes the other buffer (two frames at once); with two held it
+    /// answers `Err(Locked)`. `Err(NoFrameAvailable)` when no frame waits.
+    pub fn lock(&self) -> Result<Frame> {
+        self.inner.ep.check()?;
+        let inner = &*self.inner;
+        let map = inner.map();
+        let mut asm = inner.asm();
+        inner.ep.check()?;
+        if asm.held == [true, true] {
             return Err(Error::Locked);
         }
-        let shared = Arc::clone(&self.shared);
-        let map = &shared.map;
-        let mut asm = shared.asm();
-        asm.drain(map);
+        asm.drain(map, &inner.generation);
         // One check, after the drain, covers both a file that shrank before
         // this call and one that shrank under a band copy (which then holds
         // zeros): nothing is returned from a truncated file either way, and
@@ -295,10 +315,8 @@ impl Client {
                     asm.drop_stale(map, i);
                 }
                 let Some(c) = asm.complete.take() else { continue };
-                let info = c.info;
-                self.held = Some(Held::Assembled(c));
                 asm.stats.frames_locked += 1;
-                return Ok(info);
+                return Ok(Frame { inner: Arc::clone(&self.inner), info: c.info, kind: Kind::Assembled(c.data) });
             }
             let Some((i, b)) = in_place else { continue };
             if let Some(old) = asm.complete.take() {
@@ -321,115 +339,85 @@ impl Client {
                     }
                 }
                 let info = FrameInfo { number: b.frame_number, width: b.width, height: b.height, in_place: true };
-                self.held = Some(Held::InPlace { index: i, info });
+                asm.held[i] = true;
                 asm.stats.frames_locked += 1;
-                return Ok(info);
+                let generation = inner.generation[i].load(Ordering::Acquire);
+                return Ok(Frame {
+                    inner: Arc::clone(&self.inner),
+                    info,
+                    kind: Kind::InPlace { index: i, generation },
+                });
             }
         }
         Err(Error::NoFrameAvailable)
     }
 
-    /// [`Client::wait_frame`] without a guard.
-    pub fn wait_frame_unguarded(&mut self, timeout: Duration) -> Result<FrameInfo> {
-        let now = Instant::now();
-        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365));
-        let mut next_replaced_check = now + REPLACED_CHECK;
-        loop {
-            let seen = self.shared.map.states();
-            match self.lock_unguarded() {
-                Err(Error::NoFrameAvailable) => {}
-                other => return other,
-            }
-            if self.server_liveness() == Liveness::Gone {
-                return Err(Error::Unconnected { reason: "the server process has exited" });
-            }
-            let now = Instant::now();
-            // A stat per check: rare enough to cost nothing, often enough that
-            // a client left on a replaced file hears of it while it waits.
-            // A deleted path alone is not a reason: a server may unlink the
-            // file and stream on.
-            if now >= next_replaced_check {
-                next_replaced_check = now + REPLACED_CHECK;
-                if self.shared.map.names_other_file() {
-                    return Err(Error::Unconnected {
-                        reason: "the stream file was replaced: its path now names another file; connect again",
-                    });
+    /// Wait for a frame and lock it (see [`Client::lock`]); `timeout`:
+    /// `None` forever, `Some(ZERO)` a poll. `Err(NoFrameAvailable)` on
+    /// timeout, `Err(ServerGone)` when the server process has gone,
+    /// `Err(FileReplaced)` when (checked every 50 ms while no frame comes)
+    /// the file's path now names another file, `Err(FileTruncated)`,
+    /// `Err(Closed)` when the client is closed meanwhile (from any thread),
+    /// `Err(Cancelled)` on [`Client::cancel`].
+    pub fn wait_frame(&self, timeout: Option<Duration>) -> Result<Frame> {
+        let inner = &*self.inner;
+        let mut next_replaced_check = Instant::now() + REPLACED_CHECK;
+        inner.ep.wait(
+            timeout,
+            || {
+                match self.lock() {
+                    Err(Error::NoFrameAvailable) => {}
+                    other => return Some(other),
                 }
-            }
-            if now >= deadline {
-                return Err(Error::NoFrameAvailable);
-            }
-            let m = &self.shared.map;
-            futex::wait_either([m.state_word(0), m.state_word(1)], seen, deadline - now);
-        }
+                if self.server_liveness() == Liveness::Gone {
+                    return Some(Err(Error::ServerGone { path: self.path().to_owned() }));
+                }
+                // A stat per check: rare enough to cost nothing, often enough
+                // that a client left on a replaced file hears of it while it
+                // waits. A deleted path alone is not a reason: a server may
+                // unlink the file and stream on.
+                let now = Instant::now();
+                if now >= next_replaced_check {
+                    next_replaced_check = now + REPLACED_CHECK;
+                    if inner.map().names_other_file() {
+                        return Some(Err(Error::FileReplaced { path: self.path().to_owned() }));
+                    }
+                }
+                None
+            },
+            || Err(Error::NoFrameAvailable),
+        )
     }
 
-    /// The locked frame's pixels (`width * height * 3` bytes, rows top-down),
-    /// or `None` without a lock.
-    ///
-    /// For a one-band frame this is the shared memory itself, valid until
-    /// unlock: the buffer is CLIENT_LOCKED, which a conforming server never
-    /// writes. A hostile process with the file open could change the bytes
-    /// while you read them; that garbles only this frame. If another process
-    /// truncates the file while you read, this process does not die of
-    /// SIGBUS: the missing bytes read as zeros, [`Client::file_truncated`]
-    /// turns true and the next lock or wait answers `UnableToMapFile`.
-    pub fn pixels(&self) -> Option<&[u8]> {
-        match self.held.as_ref()? {
-            Held::Assembled(a) => Some(&a.data),
-            Held::InPlace { index, info } => {
-                let len = info.len();
-                let p = self.shared.map.payload_ptr(*index, len as u64)?;
-                // SAFETY: payload_ptr checked that len bytes lie inside the
-                // buffer, which lies inside the mapping that `self.shared`
-                // keeps alive; unlock needs `&mut self`, so the slice cannot
-                // outlive the lock.
-                Some(unsafe { std::slice::from_raw_parts(p, len) })
-            }
-        }
-    }
-
-    /// The locked frame's metadata, if a frame is locked.
-    pub fn locked_info(&self) -> Option<FrameInfo> {
-        self.held.as_ref().map(|h| match h {
-            Held::InPlace { info, .. } => *info,
-            Held::Assembled(a) => a.info,
-        })
-    }
-
-    /// Give the locked frame back. `Err(NotLocked)` without a lock.
-    pub fn unlock(&mut self) -> Result<()> {
-        match self.held.take() {
-            None => Err(Error::NotLocked),
-            Some(Held::InPlace { index, .. }) => {
-                // If the state is no longer CLIENT_LOCKED the server reset the
-                // file meanwhile; the buffer is then not ours to change.
-                release(&self.shared.map, index, CLIENT_LOCKED);
-                Ok(())
-            }
-            Some(Held::Assembled(a)) => {
-                self.shared.asm().recycle(a.data);
-                Ok(())
-            }
-        }
-    }
-
-    /// Unlock if needed, stop the monitor and give the buffers back (to INIT),
-    /// so the server answers UNCONNECTED. Dropping the client does the same.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if std::mem::replace(&mut self.closed, true) {
+    /// Close the client, from any thread: every wait in progress returns
+    /// `Err(Closed)` at once, the monitor stops, the buffers go back (to
+    /// INIT, so the server answers UNCONNECTED), the liveness lock is
+    /// released, and frames still held answer `Err(Closed)`; their pixels,
+    /// if a face kept a pointer, become private zero pages. Idempotent.
+    /// Dropping the client does the same.
+    pub fn close(&self) {
+        let inner = &*self.inner;
+        if !inner.ep.mark_closed() {
             return;
         }
-        self.shared.stop.store(true, Ordering::Release);
-        if let Some(h) = self.monitor.take() {
-            let _ = h.join();
+        let monitor = self.monitor_slot().take();
+        if inner.ep.in_fork_child() {
+            // The monitor thread does not exist here: forget its handle, and
+            // leave the parent's stream as it is.
+            std::mem::forget(monitor);
+            return;
         }
-        self.held = None;
-        let map = &self.shared.map;
+        if let Some(h) = monitor {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        let mut asm = inner.asm();
+        asm.held = [false; 2];
+        for g in &inner.generation {
+            g.fetch_add(1, Ordering::AcqRel);
+        }
+        let map = inner.map();
         for i in 0..2 {
             let w = map.state_word(i).load(Ordering::Acquire);
             if Transition::Disconnect.allowed_from(BufferState::from_word(w)) {
@@ -437,23 +425,34 @@ impl Client {
             }
             futex::wake(map.state_word(i));
         }
+        liveness::release(map.file(), Role::Client);
+        map.detach();
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shutdown();
+        self.close();
     }
 }
 
-/// A locked frame; unlocks when dropped.
 #[derive(Debug)]
-pub struct Frame<'a> {
-    client: &'a mut Client,
-    info: FrameInfo,
+enum Kind {
+    InPlace { index: usize, generation: u64 },
+    Assembled(Vec<u8>),
 }
 
-impl Frame<'_> {
+/// A locked frame; unlocks when dropped. Holds its client's inner object,
+/// not a borrow: `Send + Sync`, and it may outlive the [`Client`] handle
+/// (then it answers `Err(Closed)`).
+#[derive(Debug)]
+pub struct Frame {
+    inner: Arc<Inner>,
+    info: FrameInfo,
+    kind: Kind,
+}
+
+impl Frame {
     /// Metadata.
     pub fn info(&self) -> FrameInfo {
         self.info
@@ -474,15 +473,108 @@ impl Frame<'_> {
         self.info.height
     }
 
-    /// The pixels (see [`Client::pixels`] for what in place means).
-    pub fn pixels(&self) -> &[u8] {
-        self.client.pixels().unwrap_or(&[])
+    /// Bytes of pixels.
+    pub fn len(&self) -> usize {
+        self.info.len()
+    }
+
+    /// Never true.
+    pub fn is_empty(&self) -> bool {
+        self.info.is_empty()
+    }
+
+    /// True while the pixels can be read.
+    pub fn is_valid(&self) -> bool {
+        self.check().is_ok()
+    }
+
+    fn check(&self) -> Result<()> {
+        self.inner.ep.check()?;
+        if let Kind::InPlace { index, generation } = self.kind {
+            if self.inner.generation[index].load(Ordering::Acquire) != generation {
+                return Err(Error::Closed);
+            }
+            // A server that reset the file (a restart after ours died) owns
+            // this buffer now and may write it.
+            if self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED {
+                return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The pixels (`width * height * 3` bytes, rows top-down).
+    ///
+    /// For a one-band frame this is the shared memory itself, valid while
+    /// this `Frame` lives: the buffer is CLIENT_LOCKED, which a conforming
+    /// server never writes. A hostile process with the file open could change
+    /// the bytes while you read them; that garbles only this frame. If
+    /// another process truncates the file, this process does not die of
+    /// SIGBUS: the missing bytes read as zeros and the next lock answers
+    /// `FileTruncated`. If the client is closed (from another thread) while
+    /// the slice is in use, it reads zeros from then on, never another frame.
+    pub fn pixels(&self) -> Result<&[u8]> {
+        self.check()?;
+        match &self.kind {
+            Kind::Assembled(data) => Ok(data),
+            Kind::InPlace { index, .. } => {
+                let len = self.info.len();
+                let p = self.inner.map().payload_ptr(*index, len as u64).ok_or(Error::Closed)?;
+                // SAFETY: payload_ptr checked that len bytes lie inside the
+                // buffer, which lies inside the mapping that `self.inner`
+                // keeps alive (close swaps in private pages at the same
+                // addresses, never unmaps while an Arc lives). The buffer is
+                // CLIENT_LOCKED by this frame until it drops, which the slice's
+                // borrow of `self` outlasts. See docs/architecture.md.
+                Ok(unsafe { std::slice::from_raw_parts(p, len) })
+            }
+        }
+    }
+
+    /// Copy the pixels into `dst` (at least [`Frame::len`] bytes).
+    pub fn copy_to(&self, dst: &mut [u8]) -> Result<()> {
+        let src = self.pixels()?;
+        let d = dst.get_mut(..src.len()).ok_or_else(|| {
+            Error::BadArgs(format!("destination holds {} bytes; the frame has {}", src.len(), self.info.len()))
+        })?;
+        d.copy_from_slice(src);
+        Ok(())
+    }
+
+    /// Unlock now (what dropping does), reporting `Err(Closed)`/`Err(Forked)`
+    /// when the client is gone.
+    pub fn unlock(mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<()> {
+        let kind = std::mem::replace(&mut self.kind, Kind::Assembled(Vec::new()));
+        self.inner.ep.check()?;
+        match kind {
+            Kind::Assembled(data) => {
+                if !data.is_empty() {
+                    self.inner.asm().recycle(data);
+                }
+            }
+            Kind::InPlace { index, generation } => {
+                let mut asm = self.inner.asm();
+                if self.inner.generation[index].load(Ordering::Acquire) != generation {
+                    return Err(Error::Closed);
+                }
+                self.inner.generation[index].fetch_add(1, Ordering::AcqRel);
+                asm.held[index] = false;
+                // If the state is no longer CLIENT_LOCKED the server reset the
+                // file meanwhile; the buffer is then not ours to change.
+                release(self.inner.map(), index, CLIENT_LOCKED);
+            }
+        }
+        Ok(())
     }
 }
 
-impl Drop for Frame<'_> {
+impl Drop for Frame {
     fn drop(&mut self) {
-        let _ = self.client.unlock();
+        let _ = self.release();
     }
 }
 
@@ -503,28 +595,32 @@ fn release(map: &Mapping, index: usize, from: u32) {
     futex::wake(map.state_word(index));
 }
 
-fn monitor(shared: &Shared) {
-    let map = &shared.map;
-    while !shared.stop.load(Ordering::Acquire) {
+fn monitor(inner: &Inner) {
+    let map = inner.map();
+    while inner.ep.check().is_ok() {
         let s = map.states();
         let mut assembling = false;
         // After a truncation the states are zero pages, not the peer's: leave
         // them alone and let the next lock report the error.
         if !map.truncated() && (s.contains(&CLIENT) || s.contains(&INIT)) {
-            let mut asm = shared.asm();
-            asm.drain(map);
+            let mut asm = inner.asm();
+            if inner.ep.check().is_err() {
+                return;
+            }
+            asm.drain(map, &inner.generation);
             assembling = asm.building.is_some();
         }
         if assembling {
             // A banded frame is in flight and the server waits for each
             // buffer we free: follow every publish at once.
-            futex::wait_either([map.state_word(0), map.state_word(1)], map.states(), futex::POLL_SLICE);
+            let _ = inner.ep.wait(Some(futex::POLL_SLICE), || None::<Result<()>>, || Ok(()));
         } else {
             // Whole frames are the application's to lock; what is left for us
             // (a stale frame, a first band, a server restart) can wait a
             // millisecond. Sleeping instead of waking on every publish keeps
             // this thread off the cores the server and the reader are using.
-            std::thread::sleep(futex::POLL_SLICE);
+            // Close wakes it at once.
+            inner.ep.nap(futex::POLL_SLICE);
         }
     }
 }
@@ -572,7 +668,7 @@ impl Assembler {
     /// Consume what the server has published without waiting for the
     /// application: copy bands of banded frames in order, give back corrupt,
     /// orphaned and stale buffers, and reconnect after a server restart.
-    fn drain(&mut self, map: &Mapping) {
+    fn drain(&mut self, map: &Mapping, generation: &[AtomicU64; 2]) {
         // Each pass frees at least one buffer or stops, and the server cannot
         // refill faster than we free; the bound only guards against a peer
         // that flips states as fast as we read them.
@@ -591,6 +687,13 @@ impl Assembler {
                 if connected {
                     self.stats.reconnects += 1;
                     self.drop_partial();
+                    // Frames held from before the reset are over: their
+                    // buffers belong to the new server now.
+                    for (i, g) in generation.iter().enumerate() {
+                        if std::mem::take(&mut self.held[i]) {
+                            g.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
                 }
                 continue;
             }

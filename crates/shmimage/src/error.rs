@@ -5,9 +5,13 @@
 //! the context a user needs to act on it; [`Error::code`] maps it back 1:1.
 
 use std::fmt;
+use std::io;
 use std::path::PathBuf;
 
-/// The protocol's return codes (`SharedMemoryImageError`), with EnSight's values.
+use crate::state::Role;
+
+/// The protocol's return codes (`SharedMemoryImageError`), with EnSight's
+/// values, and this library's own codes beyond EnSight's range (-100 down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum Code {
@@ -43,11 +47,33 @@ pub enum Code {
     FrameTooLarge = -10,
     /// Not allowed while a frame is locked.
     Locked = -11,
+    /// Another live process holds this role on the stream file.
+    PeerBusy = -100,
+    /// The stream was closed (by this process).
+    Closed = -101,
+    /// The stream was opened before a fork(); it is inert in the child.
+    Forked = -102,
+    /// The file system has no room for the stream file.
+    NoSpace = -103,
+    /// The server process has exited.
+    ServerGone = -104,
+    /// The stream file's path now names another file.
+    FileReplaced = -105,
+    /// The stream file was truncated by another process.
+    FileTruncated = -106,
+    /// The stream file changed size (grew) while open.
+    FileResized = -107,
+    /// A handle that was destroyed or never existed.
+    StaleHandle = -108,
+    /// A wait was cancelled.
+    Cancelled = -109,
+    /// Another process reset the buffers under the server.
+    StreamReset = -110,
 }
 
 impl Code {
     /// Every code, in table order.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 27] = [
         Code::Unconnected,
         Code::Reconnecting,
         Code::NoFrameAvailable,
@@ -64,6 +90,17 @@ impl Code {
         Code::IsNotServer,
         Code::FrameTooLarge,
         Code::Locked,
+        Code::PeerBusy,
+        Code::Closed,
+        Code::Forked,
+        Code::NoSpace,
+        Code::ServerGone,
+        Code::FileReplaced,
+        Code::FileTruncated,
+        Code::FileResized,
+        Code::StaleHandle,
+        Code::Cancelled,
+        Code::StreamReset,
     ];
 
     /// The code with this value, if there is one.
@@ -90,6 +127,17 @@ impl Code {
             Code::IsNotServer => "IMAGESTREAM_IS_NOTSERVER",
             Code::FrameTooLarge => "IMAGESTREAM_FRAME_TOO_LARGE",
             Code::Locked => "IMAGESTREAM_LOCKED",
+            Code::PeerBusy => "IMAGESTREAM_PEER_BUSY",
+            Code::Closed => "IMAGESTREAM_CLOSED",
+            Code::Forked => "IMAGESTREAM_FORKED",
+            Code::NoSpace => "IMAGESTREAM_NO_SPACE",
+            Code::ServerGone => "IMAGESTREAM_SERVER_GONE",
+            Code::FileReplaced => "IMAGESTREAM_FILE_REPLACED",
+            Code::FileTruncated => "IMAGESTREAM_FILE_TRUNCATED",
+            Code::FileResized => "IMAGESTREAM_FILE_RESIZED",
+            Code::StaleHandle => "IMAGESTREAM_STALE_HANDLE",
+            Code::Cancelled => "IMAGESTREAM_CANCELLED",
+            Code::StreamReset => "IMAGESTREAM_STREAM_RESET",
         }
     }
 
@@ -112,6 +160,17 @@ impl Code {
             Code::IsNotServer => "a server-only call was made on a client stream",
             Code::FrameTooLarge => "the frame is too large: one row does not fit in a buffer",
             Code::Locked => "not allowed while a frame is locked",
+            Code::PeerBusy => "another live process already holds this role (server or client) on the stream file",
+            Code::Closed => "the stream was closed",
+            Code::Forked => "the stream was opened before fork(); it cannot be used in the child process",
+            Code::NoSpace => "the file system has no room for the stream file",
+            Code::ServerGone => "the server process has exited",
+            Code::FileReplaced => "the stream file was replaced: its path now names another file",
+            Code::FileTruncated => "the stream file was truncated by another process",
+            Code::FileResized => "the stream file changed size while open; open the stream again",
+            Code::StaleHandle => "the stream handle was destroyed or is not a stream handle",
+            Code::Cancelled => "the wait was cancelled",
+            Code::StreamReset => "another process reset the stream's buffers",
         }
     }
 
@@ -132,16 +191,15 @@ pub fn errorstring(code: i32) -> &'static str {
 /// Everything an operation can answer other than plain success.
 ///
 /// Each variant is exactly one [`Code`]; the first three are outcomes that the
-/// C API reports with non-negative codes, the rest are failures.
+/// C API reports with non-negative codes, the rest are failures. OS errors are
+/// kept as the [`std::error::Error::source`] (an [`io::Error`], with its kind).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// No peer: the server has no client (or the client died and its buffers
-    /// were taken back), or the client's server process has gone.
-    Unconnected {
-        /// Which situation, in words.
-        reason: &'static str,
-    },
+    /// The server has no client: none connected yet, it disconnected, or it
+    /// died and its buffers were taken back (a wait for a client that timed
+    /// out answers this too).
+    Unconnected,
     /// No new complete frame (also the answer of a frame wait that timed out).
     NoFrameAvailable,
     /// Every buffer is held by the client (also the answer of a buffer wait
@@ -162,15 +220,15 @@ pub enum Error {
     UnableToOpenFile {
         /// The stream file.
         path: PathBuf,
-        /// Why, in words.
-        reason: String,
+        /// The OS error (or a synthesized one with a fitting kind).
+        source: io::Error,
     },
     /// mmap of the file failed.
     UnableToMapFile {
         /// The stream file.
         path: PathBuf,
-        /// Why, in words.
-        reason: String,
+        /// The OS error.
+        source: io::Error,
     },
     /// Memory for a frame could not be allocated.
     MemoryAlloc {
@@ -178,7 +236,10 @@ pub enum Error {
         bytes: u64,
     },
     /// The background monitor thread could not be started.
-    ThreadCreate(String),
+    ThreadCreate {
+        /// The OS error.
+        source: io::Error,
+    },
     /// A client-only call on a server stream.
     IsServer,
     /// A server-only call on a client stream.
@@ -192,15 +253,78 @@ pub enum Error {
         /// Which limit was hit, in words.
         what: &'static str,
     },
-    /// A frame is already locked.
+    /// Both buffers are already locked by this client (or, in the one-frame
+    /// drop-in API, a frame is already locked).
     Locked,
+    /// Another live process holds the same role on this stream file.
+    PeerBusy {
+        /// The role that is taken.
+        role: Role,
+        /// The stream file.
+        path: PathBuf,
+        /// The holder's process id, when the kernel tells it.
+        pid: Option<u32>,
+    },
+    /// The stream (or the stream of this loan or frame) was closed.
+    Closed,
+    /// The stream was opened before `fork()`; the child may not use it.
+    Forked,
+    /// The file system cannot hold the stream file.
+    NoSpace {
+        /// The stream file.
+        path: PathBuf,
+        /// Bytes the file needs.
+        needed: u64,
+        /// Bytes free on the file system for this user, when known.
+        available: Option<u64>,
+        /// The OS error (ENOSPC), when one was reported.
+        source: Option<io::Error>,
+    },
+    /// The server process has exited.
+    ServerGone {
+        /// The stream file.
+        path: PathBuf,
+    },
+    /// The stream file's path now names another file.
+    FileReplaced {
+        /// The stream file.
+        path: PathBuf,
+    },
+    /// The stream file is now shorter than when it was mapped.
+    FileTruncated {
+        /// The stream file.
+        path: PathBuf,
+        /// Bytes mapped.
+        mapped: u64,
+        /// Bytes now.
+        now: u64,
+    },
+    /// The stream file is now longer than when it was mapped: a peer that
+    /// opens it now would see other buffer offsets.
+    FileResized {
+        /// The stream file.
+        path: PathBuf,
+        /// Bytes mapped.
+        mapped: u64,
+        /// Bytes now.
+        now: u64,
+    },
+    /// A C handle that was destroyed or never was a stream.
+    StaleHandle,
+    /// A wait was ended by `cancel()`.
+    Cancelled,
+    /// Another process reset the buffers while this server was writing.
+    StreamReset {
+        /// The stream file.
+        path: PathBuf,
+    },
 }
 
 impl Error {
     /// The protocol code of this error.
     pub fn code(&self) -> Code {
         match self {
-            Error::Unconnected { .. } => Code::Unconnected,
+            Error::Unconnected => Code::Unconnected,
             Error::NoFrameAvailable => Code::NoFrameAvailable,
             Error::NoBufferAvailable => Code::NoBufferAvailable,
             Error::BadArgs(_) => Code::BadArgs,
@@ -209,19 +333,43 @@ impl Error {
             Error::UnableToOpenFile { .. } => Code::UnableToOpenFile,
             Error::UnableToMapFile { .. } => Code::UnableToMapFile,
             Error::MemoryAlloc { .. } => Code::MemoryAllocError,
-            Error::ThreadCreate(_) => Code::ThreadCreateError,
+            Error::ThreadCreate { .. } => Code::ThreadCreateError,
             Error::IsServer => Code::IsServer,
             Error::IsNotServer => Code::IsNotServer,
             Error::FrameTooLarge { .. } => Code::FrameTooLarge,
             Error::Locked => Code::Locked,
+            Error::PeerBusy { .. } => Code::PeerBusy,
+            Error::Closed => Code::Closed,
+            Error::Forked => Code::Forked,
+            Error::NoSpace { .. } => Code::NoSpace,
+            Error::ServerGone { .. } => Code::ServerGone,
+            Error::FileReplaced { .. } => Code::FileReplaced,
+            Error::FileTruncated { .. } => Code::FileTruncated,
+            Error::FileResized { .. } => Code::FileResized,
+            Error::StaleHandle => Code::StaleHandle,
+            Error::Cancelled => Code::Cancelled,
+            Error::StreamReset { .. } => Code::StreamReset,
         }
     }
+
+    /// The kind of the OS error behind this one, if there is one.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        std::error::Error::source(self).and_then(|s| s.downcast_ref::<io::Error>()).map(io::Error::kind)
+    }
+
+    pub(crate) fn open(path: &std::path::Path, source: io::Error) -> Error {
+        Error::UnableToOpenFile { path: path.to_owned(), source }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Unconnected { reason } => write!(f, "unconnected: {reason}"),
+            Error::Unconnected => f.write_str("no client is connected to the stream"),
             Error::NoFrameAvailable => f.write_str("no new frame is available"),
             Error::NoBufferAvailable => {
                 f.write_str("no free buffer: the client holds both buffers; the frame was dropped")
@@ -237,26 +385,79 @@ impl fmt::Display for Error {
                 path.display(),
                 crate::layout::MIN_FILE_SIZE
             ),
-            Error::UnableToOpenFile { path, reason } => {
-                write!(f, "cannot open stream file {} read-write: {reason}", path.display())
+            Error::UnableToOpenFile { path, source } => {
+                write!(f, "cannot open stream file {}: {source}", path.display())
             }
-            Error::UnableToMapFile { path, reason } => {
-                write!(f, "cannot memory-map stream file {}: {reason}", path.display())
+            Error::UnableToMapFile { path, source } => {
+                write!(f, "cannot memory-map stream file {}: {source}", path.display())
             }
             Error::MemoryAlloc { bytes } => write!(f, "cannot allocate {bytes} bytes for a frame"),
-            Error::ThreadCreate(why) => write!(f, "cannot start the monitor thread: {why}"),
+            Error::ThreadCreate { source } => write!(f, "cannot start the monitor thread: {source}"),
             Error::IsServer => f.write_str("this is a server stream; only a client can lock frames"),
             Error::IsNotServer => f.write_str("this is a client stream; only a server can put frames"),
             Error::FrameTooLarge { needed, capacity, what } => write!(
                 f,
                 "frame too large: {what} needs {needed} bytes but a buffer holds {capacity}; use a larger stream file"
             ),
-            Error::Locked => f.write_str("a frame is already locked; unlock it first"),
+            Error::Locked => f.write_str("no frame can be locked now: unlock (drop) a frame first"),
+            Error::PeerBusy { role, path, pid } => {
+                write!(f, "another {role} is running on stream file {}", path.display())?;
+                match pid {
+                    Some(pid) => write!(f, " (process {pid})")?,
+                    None => f.write_str(" (process id unknown)")?,
+                }
+                write!(f, "; stop it first, or use another stream file")
+            }
+            Error::Closed => f.write_str("the stream was closed"),
+            Error::Forked => f.write_str(
+                "this stream was opened before fork(); it belongs to the parent process: open a new one in the child",
+            ),
+            Error::NoSpace { path, needed, available, .. } => {
+                let fs = path.parent().unwrap_or(path);
+                write!(f, "no space for stream file {}: it needs {needed} bytes ({})", path.display(), mib(*needed))?;
+                match available {
+                    Some(a) => write!(f, " but the file system at {} has {a} bytes ({}) free", fs.display(), mib(*a)),
+                    None => write!(f, " and the file system at {} is full", fs.display()),
+                }
+            }
+            Error::ServerGone { path } => write!(f, "the server of stream file {} has exited", path.display()),
+            Error::FileReplaced { path } => {
+                write!(f, "stream file {} was replaced: its path now names another file; connect again", path.display())
+            }
+            Error::FileTruncated { path, mapped, now } => write!(
+                f,
+                "stream file {} was truncated by another process (now {now} bytes, {mapped} were mapped); \
+                 restore its size and open the stream again",
+                path.display()
+            ),
+            Error::FileResized { path, mapped, now } => write!(
+                f,
+                "stream file {} changed size while open (now {now} bytes, {mapped} were mapped); \
+                 a peer opening it now would not find the buffers where this one writes them: open the stream again",
+                path.display()
+            ),
+            Error::StaleHandle => f.write_str("the stream handle was destroyed or is not a stream handle"),
+            Error::Cancelled => f.write_str("the wait was cancelled"),
+            Error::StreamReset { path } => write!(
+                f,
+                "another process reset the buffers of stream file {} while this server was writing",
+                path.display()
+            ),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::UnableToOpenFile { source, .. }
+            | Error::UnableToMapFile { source, .. }
+            | Error::ThreadCreate { source } => Some(source),
+            Error::NoSpace { source: Some(s), .. } => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -291,6 +492,8 @@ mod tests {
         }
         assert_eq!(Code::from_i32(5), None);
         assert_eq!(Code::from_i32(-12), None);
+        assert_eq!(Code::PeerBusy as i32, -100);
+        assert_eq!(Code::from_i32(-100), Some(Code::PeerBusy));
     }
 
     #[test]
@@ -307,7 +510,12 @@ mod tests {
     #[test]
     fn errors_map_back_to_their_codes() {
         assert_eq!(Error::Locked.code(), Code::Locked);
-        assert_eq!(Error::Unconnected { reason: "x" }.code(), Code::Unconnected);
+        assert_eq!(Error::Unconnected.code(), Code::Unconnected);
+        let busy = Error::PeerBusy { role: Role::Client, path: "/s".into(), pid: Some(42) };
+        assert_eq!(busy.code(), Code::PeerBusy);
+        assert!(busy.to_string().contains("client") && busy.to_string().contains("42"), "{busy}");
+        let e = Error::UnableToOpenFile { path: "/p".into(), source: io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(e.io_kind(), Some(io::ErrorKind::PermissionDenied));
         let e = Error::BadFileSize { path: "/x/y".into(), len: Some(10) };
         assert_eq!(e.code(), Code::BadFileSize);
         assert!(e.to_string().contains("/x/y") && e.to_string().contains("10 bytes"));

@@ -1,6 +1,6 @@
 //! Creating stream files: the right size, private, exclusive.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -64,14 +64,38 @@ fn private_dir() -> Result<tempfile::TempDir> {
     };
     let shm = Path::new("/dev/shm");
     let r = if shm.is_dir() { make(shm).or_else(|_| make(&std::env::temp_dir())) } else { make(&std::env::temp_dir()) };
-    r.map_err(|e| Error::UnableToOpenFile {
-        path: std::env::temp_dir(),
-        reason: format!("cannot create a private directory: {e}"),
+    r.map_err(|e| {
+        Error::open(&std::env::temp_dir(), io::Error::new(e.kind(), format!("cannot create a private directory: {e}")))
     })
 }
 
+/// Bytes this user may still allocate on the file system holding `file`.
+pub(crate) fn available_bytes(file: &File) -> Option<u64> {
+    rustix::fs::fstatvfs(file).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+fn available_at(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Create the file and reserve its pages, so a full file system is an error
+/// now (NoSpace) rather than a SIGBUS or a zero page at the first frame. The
+/// size is checked against the free space before anything is created, and a
+/// failure after the create removes the file again.
 fn create_file(path: &Path, len: u64) -> Result<()> {
-    let err = |e: io::Error| Error::UnableToOpenFile { path: path.to_owned(), reason: e.to_string() };
+    let no_space = |available, source| Error::NoSpace { path: path.to_owned(), needed: len, available, source };
+    if usize::try_from(len).is_err() || i64::try_from(len).is_err() {
+        return Err(Error::BadArgs(format!("a stream file of {len} bytes cannot be mapped by this process")));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Some(free) = available_at(dir) {
+        if len > free {
+            return Err(no_space(Some(free), None));
+        }
+    }
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -79,8 +103,24 @@ fn create_file(path: &Path, len: u64) -> Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .map_err(err)?;
-    f.set_len(len).map_err(err)
+        .map_err(|e| Error::open(path, e))?;
+    let reserved = match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // A file system without fallocate: a sparse file, as before.
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+            f.set_len(len).map_err(|e| Error::open(path, e))
+        }
+        Err(rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG) => {
+            Err(no_space(available_bytes(&f), Some(io::Error::from_raw_os_error(libc::ENOSPC))))
+        }
+        Err(e) => Err(Error::open(path, e.into())),
+    };
+    if let Err(e) = reserved {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,5 +145,26 @@ mod tests {
         let f = StreamFile::with_len(64).unwrap();
         let e = StreamFile::create_at(f.path(), 64).unwrap_err();
         assert_eq!(e.code(), crate::Code::UnableToOpenFile);
+        assert_eq!(e.io_kind(), Some(io::ErrorKind::AlreadyExists));
+    }
+
+    #[test]
+    fn an_absurd_size_is_no_space_at_once_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.shm");
+        let len = file_len_for_frame(99_999_999, 99_999_999).unwrap();
+        let e = StreamFile::create_at(&p, len).unwrap_err();
+        assert_eq!(e.code(), crate::Code::NoSpace, "{e}");
+        assert!(e.to_string().contains("free") && e.to_string().contains(&len.to_string()), "{e}");
+        assert!(!p.exists(), "a failed create leaves no file");
+        let e = StreamFile::for_frame(65536, 65536).unwrap_err();
+        assert_eq!(e.code(), crate::Code::NoSpace, "{e}");
+    }
+
+    #[test]
+    fn the_pages_are_reserved() {
+        let f = StreamFile::with_len(1 << 20).unwrap();
+        let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(f.path()).unwrap());
+        assert!(blocks * 512 >= 1 << 20, "{blocks} blocks: the file is sparse");
     }
 }

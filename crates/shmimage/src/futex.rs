@@ -25,10 +25,12 @@ pub(crate) fn wake(word: &AtomicU32) {
     let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
 }
 
-/// Sleep until either word differs from its `expected` value, a wake, or
+/// Sleep until any word differs from its `expected` value, a wake, or
 /// `timeout` (capped at [`POLL_SLICE`]) passes. Returns at once if a word
-/// already differs.
-pub(crate) fn wait_either(words: [&AtomicU32; 2], expected: [u32; 2], timeout: Duration) {
+/// already differs. `words` holds the two state words and, for a waiter that
+/// can be cancelled, a third process-local word that close and cancel bump.
+pub(crate) fn wait_any(words: &[&AtomicU32], expected: &[u32], timeout: Duration) {
+    debug_assert!(words.len() == expected.len() && words.len() <= MAX_WORDS);
     let timeout = timeout.min(POLL_SLICE);
     if timeout.is_zero() {
         return;
@@ -40,26 +42,35 @@ pub(crate) fn wait_either(words: [&AtomicU32; 2], expected: [u32; 2], timeout: D
         }
     }
     let rel = to_timespec(timeout);
-    // Sleep on the first word that still holds its expected value.
+    // Sleep on the first word, after checking that none changed already.
     for (w, e) in words.iter().zip(expected) {
-        if w.load(Ordering::Acquire) != e {
+        if w.load(Ordering::Acquire) != *e {
             return;
         }
     }
     let _ = futex::wait(words[0], futex::Flags::empty(), expected[0], Some(&rel));
 }
 
-fn waitv(words: [&AtomicU32; 2], expected: [u32; 2], timeout: Duration) -> rustix::io::Result<usize> {
-    let mut waiters = [futex::Wait::new(), futex::Wait::new()];
+/// [`wait_any`] on the two state words.
+#[cfg(test)]
+pub(crate) fn wait_either(words: [&AtomicU32; 2], expected: [u32; 2], timeout: Duration) {
+    wait_any(&words, &expected, timeout)
+}
+
+const MAX_WORDS: usize = 3;
+
+fn waitv(words: &[&AtomicU32], expected: &[u32], timeout: Duration) -> rustix::io::Result<usize> {
+    let mut waiters = [futex::Wait::new(), futex::Wait::new(), futex::Wait::new()];
+    let n = words.len().min(MAX_WORDS);
     for (w, (word, e)) in waiters.iter_mut().zip(words.iter().zip(expected)) {
-        w.val = u64::from(e);
+        w.val = u64::from(*e);
         w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
         w.flags = futex::WaitFlags::SIZE_U32;
     }
     // futex_waitv takes an absolute deadline on the given clock.
     let now = rustix::time::clock_gettime(ClockId::Monotonic);
     let deadline = add(now, timeout);
-    match futex::waitv(&waiters, futex::WaitvFlags::empty(), Some(&deadline), ClockId::Monotonic) {
+    match futex::waitv(&waiters[..n], futex::WaitvFlags::empty(), Some(&deadline), ClockId::Monotonic) {
         Ok(n) => Ok(n),
         // EAGAIN: a word already differed; ETIMEDOUT / EINTR: re-check anyway.
         Err(rustix::io::Errno::AGAIN | rustix::io::Errno::TIMEDOUT | rustix::io::Errno::INTR) => Ok(0),

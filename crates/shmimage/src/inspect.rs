@@ -92,7 +92,7 @@ impl Inspector {
     /// is (or has become) shorter than a stream.
     pub fn read(&self) -> Result<Inspection> {
         let too_small = |len| Error::BadFileSize { path: self.path.clone(), len: Some(len) };
-        let io_err = |e: io::Error| Error::UnableToOpenFile { path: self.path.clone(), reason: e.to_string() };
+        let io_err = |e: io::Error| Error::open(&self.path, e);
         let len = self.file.metadata().map_err(io_err)?.len();
         let layout = Layout::for_file_len(len).ok_or_else(|| too_small(len))?;
         let mut raw = [[0u8; HEADER_SIZE as usize]; 2];
@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(snap.client_alive, Some(false));
         assert_eq!(snap.buffers[1].header_offset, 24 + snap.layout.capacity());
 
-        let mut server = Server::create(f.path(), ServerOptions::default()).unwrap();
+        let server = Server::create(f.path(), ServerOptions::default()).unwrap();
         let snap = inspect(f.path()).unwrap();
         assert_eq!(snap.buffers.map(|b| b.state()), [Some(BufferState::Init); 2]);
         assert_eq!((snap.server_alive, snap.client_alive), (Some(true), Some(false)));

@@ -7,19 +7,21 @@
 //! use std::time::Duration;
 //!
 //! let file = StreamFile::for_frame(1920, 1080)?;
-//! let mut server = Server::create(file.path(), ServerOptions::default())?;
-//! let mut client = Client::connect(file.path(), ClientOptions::default())?;
+//! let server = Server::create(file.path(), ServerOptions::default())?;
+//! let client = Client::connect(file.path(), ClientOptions::default())?;
 //! server.put_frame(1, 1920, 1080, &vec![0u8; 1920 * 1080 * 3])?;
-//! let frame = client.wait_frame(Duration::from_secs(1))?;
-//! assert_eq!((frame.number(), frame.pixels().len()), (1, 1920 * 1080 * 3));
+//! let frame = client.wait_frame(Some(Duration::from_secs(1)))?;
+//! assert_eq!((frame.number(), frame.pixels()?.len()), (1, 1920 * 1080 * 3));
 //! # Ok::<(), shmimage::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 mod client;
+mod endpoint;
 mod error;
 mod file;
+mod fork;
 mod futex;
 mod inspect;
 pub mod layout;
@@ -30,12 +32,14 @@ pub mod state;
 mod stream;
 
 pub use client::{Client, ClientOptions, ClientStats, Frame, FrameInfo};
+pub use endpoint::Canceller;
 pub use error::{errorstring, Code, Error, Result};
 pub use file::StreamFile;
 pub use futex::POLL_SLICE;
 pub use inspect::{inspect, BufferView, Inspection, Inspector};
 pub use liveness::Liveness;
-pub use server::{DetachedLoan, Loan, Server, ServerOptions, ServerStats};
+pub use server::{Loan, Server, ServerOptions, ServerStats};
+pub use state::Role;
 pub use stream::{options, Stream};
 
 /// The protocol's API version string (`IMAGESTREAM_API_VERSION`).

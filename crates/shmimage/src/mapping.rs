@@ -6,6 +6,7 @@
 //! range has been checked against the layout.
 
 use std::fs::{File, OpenOptions};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,8 +38,8 @@ pub(crate) struct Mapping {
 /// (BAD_FILE_SIZE), a symlink, a directory, a FIFO or device
 /// (UNABLE_TO_OPEN_FILE). Sizes are the caller's to check.
 pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<(File, std::fs::Metadata)> {
-    let open_err = |reason: String| Error::UnableToOpenFile { path: path.to_owned(), reason };
-    let directory = || open_err("it is a directory, not a stream file".into());
+    let refuse = |kind: io::ErrorKind, why: &str| Error::open(path, io::Error::new(kind, why.to_owned()));
+    let directory = || refuse(io::ErrorKind::InvalidInput, "it is a directory, not a stream file");
     // O_NOFOLLOW: a symlink planted in place of the file is refused.
     // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
     let file = OpenOptions::new()
@@ -48,17 +49,20 @@ pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<(File, std::f
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => Error::BadFileSize { path: path.to_owned(), len: None },
-            Some(libc::ELOOP) => open_err("it is a symbolic link; pass the real file".into()),
+            Some(libc::ELOOP) => Error::open(
+                path,
+                io::Error::new(e.kind(), "it is a symbolic link; pass the real file (symbolic links are refused)"),
+            ),
             Some(libc::EISDIR) => directory(),
-            _ => open_err(e.to_string()),
+            _ => Error::open(path, e),
         })?;
-    let meta = file.metadata().map_err(|e| open_err(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| Error::open(path, e))?;
     // Read-only, a directory opens; read-write it fails with EISDIR above.
     if meta.is_dir() {
         return Err(directory());
     }
     if !meta.file_type().is_file() {
-        return Err(open_err("it is not a regular file".into()));
+        return Err(refuse(io::ErrorKind::InvalidInput, "it is not a regular file"));
     }
     Ok((file, meta))
 }
@@ -73,12 +77,15 @@ impl Mapping {
             Layout::for_file_len(len).ok_or_else(|| Error::BadFileSize { path: path.to_owned(), len: Some(len) })?;
         let map_len = usize::try_from(len).map_err(|_| Error::UnableToMapFile {
             path: path.to_owned(),
-            reason: format!("{len} bytes do not fit in this process's address space"),
+            source: io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("{len} bytes do not fit in this process's address space"),
+            ),
         })?;
         let map = MmapOptions::new()
             .len(map_len)
             .map_raw(&file)
-            .map_err(|e| Error::UnableToMapFile { path: path.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| Error::UnableToMapFile { path: path.to_owned(), source: e })?;
         let guard = sigbus::guard(map.as_ptr(), map_len);
         // SAFETY: the whole fresh read-write mapping, with its SIGBUS guard.
         let prepared = unsafe { prefault::prepare(map.as_mut_ptr(), map_len) };
@@ -93,25 +100,60 @@ impl Mapping {
         self.guard.truncated()
     }
 
-    /// `Err` when the file has shrunk below the mapped length, seen either by
-    /// a faulting access or by `fstat` now. The stream cannot go on: whatever
-    /// lies beyond the new end is no longer shared with the peer.
+    /// `Err` when the file is no longer the size it was mapped at, or an
+    /// access found pages missing. Shorter: another process truncated it
+    /// (FileTruncated). Longer: it was grown while open, and a peer opening
+    /// it now would see other buffer offsets (FileResized). Same size but an
+    /// access faulted: the file system could not supply a page of a sparse
+    /// file (NoSpace), never called a truncation.
     pub(crate) fn check_intact(&self) -> Result<()> {
         let mapped = self.layout.file_len();
         let now = match self.file.metadata() {
             Ok(m) => m.len(),
             Err(_) => mapped, // fstat on an open fd does not fail in practice
         };
-        if now < mapped || self.truncated() {
-            return Err(Error::UnableToMapFile {
+        if now < mapped {
+            return Err(Error::FileTruncated { path: self.path.clone(), mapped, now });
+        }
+        if now > mapped {
+            return Err(Error::FileResized { path: self.path.clone(), mapped, now });
+        }
+        if self.truncated() {
+            return Err(Error::NoSpace {
                 path: self.path.clone(),
-                reason: format!(
-                    "the stream file was truncated by another process (now {now} bytes, {mapped} were mapped); \
-                     restore its size and open the stream again"
-                ),
+                needed: mapped,
+                available: crate::file::available_bytes(&self.file),
+                source: None,
             });
         }
         Ok(())
+    }
+
+    /// Replace the whole mapping with private anonymous memory, at the same
+    /// addresses: pointers into it held anywhere in this process (a NumPy
+    /// view, a C frame pointer, a slice another thread is reading) stay
+    /// valid but no longer reach the shared file. Used by close, so that no
+    /// handle outliving its stream can touch shared memory.
+    pub(crate) fn detach(&self) {
+        let len = self.layout.file_len() as usize;
+        // SAFETY: the range is exactly this mapping, which `self` owns and
+        // unmaps only on drop; MAP_FIXED swaps the pages in one step under
+        // the kernel's mmap lock, so other threads see either the file's
+        // pages or the new private ones, never a hole. Every byte pattern is
+        // valid for the atomics and u8 slices that point there.
+        let r = unsafe {
+            libc::mmap(
+                self.map.as_mut_ptr().cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if r == libc::MAP_FAILED {
+            tracing::warn!(path = %self.path.display(), "cannot detach the mapping at close");
+        }
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -259,7 +301,7 @@ mod tests {
         assert!(m.copy_in(1, 0, &vec![7u8; cap]));
         m.check_intact().unwrap();
         std::fs::OpenOptions::new().write(true).open(f.path()).unwrap().set_len(4096).unwrap();
-        assert_eq!(m.check_intact().unwrap_err().code(), Code::UnableToMapFile);
+        assert_eq!(m.check_intact().unwrap_err().code(), Code::FileTruncated);
         assert!(!m.truncated(), "nothing touched the missing pages yet");
         let mut out = vec![1u8; cap];
         assert!(!m.copy_out(1, &mut out), "the copy reports the truncation");
@@ -274,6 +316,22 @@ mod tests {
         std::fs::OpenOptions::new().write(true).open(f.path()).unwrap().set_len(0).unwrap();
         assert_eq!(Mapping::open(f.path()).unwrap_err().code(), Code::BadFileSize);
         let _ = m.states();
+    }
+
+    /// The old table held 256 mappings and left the rest unguarded: the
+    /// 300th mapping's file cut short killed the process with SIGBUS.
+    #[test]
+    fn more_than_256_mappings_are_all_guarded() {
+        let files: Vec<StreamFile> = (0..300).map(|_| StreamFile::with_len(3 * 4096).unwrap()).collect();
+        let maps: Vec<Mapping> = files.iter().map(|f| Mapping::open(f.path()).unwrap()).collect();
+        assert!(sigbus::registered() >= 300);
+        let last = files.len() - 1;
+        std::fs::OpenOptions::new().write(true).open(files[last].path()).unwrap().set_len(64).unwrap();
+        let mut out = vec![1u8; maps[last].layout().capacity() as usize];
+        assert!(!maps[last].copy_out(1, &mut out), "the cut is reported, the process lives");
+        assert!(maps[last].truncated() && !maps[0].truncated());
+        drop(maps);
+        assert!(sigbus::registered() < 300, "slots are given back");
     }
 
     #[test]

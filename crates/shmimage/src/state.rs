@@ -26,6 +26,15 @@ pub enum Role {
     Client,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        })
+    }
+}
+
 impl BufferState {
     /// Every state, by value.
     pub const ALL: [BufferState; 5] = [
@@ -141,6 +150,13 @@ impl Transition {
             Transition::Disconnect => matches!(from, Some(S::Server | S::Client | S::ClientLocked)),
         }
     }
+}
+
+/// The buffer a server takes for its next frame: of the SERVER (free) ones,
+/// the least recently written (`last_written` holds each buffer's write
+/// sequence). `states` are the two state words as read.
+pub fn pick_free(states: [u32; 2], last_written: [u64; 2]) -> Option<usize> {
+    (0..2).filter(|&i| states[i] == BufferState::Server.word()).min_by_key(|&i| last_written[i])
 }
 
 #[cfg(test)]

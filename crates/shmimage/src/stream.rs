@@ -1,10 +1,11 @@
 //! One stream of either role, opened from EnSight's option bits: the shared
 //! core of the C and Python faces, so neither holds protocol logic.
+//! `Send + Sync` like its two variants.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::client::{Client, ClientOptions, FrameInfo};
+use crate::client::{Client, ClientOptions, Frame};
 use crate::error::{Code, Error, Result};
 use crate::server::{Server, ServerOptions};
 
@@ -57,35 +58,31 @@ impl Stream {
     }
 
     /// `putframe`: IS_NOTSERVER on a client.
-    pub fn put_frame(&mut self, frame_number: u32, width: u32, height: u32, pixels: &[u8]) -> Result<()> {
+    pub fn put_frame(&self, frame_number: u32, width: u32, height: u32, pixels: &[u8]) -> Result<()> {
         self.server()?.put_frame(frame_number, width, height, pixels)
     }
 
-    /// `lock`: IS_SERVER on a server.
-    pub fn lock(&mut self) -> Result<FrameInfo> {
-        self.client()?.lock_unguarded()
+    /// `lock`: IS_SERVER on a server. The one-frame-per-stream rule of the
+    /// drop-in APIs is the face's: it keeps the returned frame.
+    pub fn lock(&self) -> Result<Frame> {
+        self.client()?.lock()
     }
 
-    /// Wait up to `timeout` for a frame and lock it (beyond EnSight).
-    pub fn wait_frame(&mut self, timeout: Duration) -> Result<FrameInfo> {
-        self.client()?.wait_frame_unguarded(timeout)
+    /// Wait for a frame and lock it (beyond EnSight); see [`Client::wait_frame`].
+    pub fn wait_frame(&self, timeout: Option<Duration>) -> Result<Frame> {
+        self.client()?.wait_frame(timeout)
     }
 
-    /// `unlock`: IS_SERVER on a server.
-    pub fn unlock(&mut self) -> Result<()> {
-        self.client()?.unlock()
-    }
-
-    /// The locked frame's pixels (client with a lock only).
-    pub fn pixels(&self) -> Option<&[u8]> {
+    /// Close either role (see [`Server::close`], [`Client::close`]).
+    pub fn close(&self) {
         match self {
-            Stream::Client(c) => c.pixels(),
-            Stream::Server(_) => None,
+            Stream::Server(s) => s.close(),
+            Stream::Client(c) => c.close(),
         }
     }
 
     /// The server side, or IS_NOTSERVER.
-    pub fn server(&mut self) -> Result<&mut Server> {
+    pub fn server(&self) -> Result<&Server> {
         match self {
             Stream::Server(s) => Ok(s),
             Stream::Client(_) => Err(Error::IsNotServer),
@@ -93,7 +90,7 @@ impl Stream {
     }
 
     /// The client side, or IS_SERVER.
-    pub fn client(&mut self) -> Result<&mut Client> {
+    pub fn client(&self) -> Result<&Client> {
         match self {
             Stream::Client(c) => Ok(c),
             Stream::Server(_) => Err(Error::IsServer),

@@ -66,9 +66,10 @@ proptest! {
         let layout = Layout::for_file_len(len).unwrap();
         let attacker = OpenOptions::new().read(true).write(true).open(f.path()).unwrap();
         let opts = ServerOptions { band_timeout: Duration::from_millis(5), ..Default::default() };
-        let mut server = Server::create(f.path(), opts).unwrap();
+        let server = Server::create(f.path(), opts).unwrap();
         let copts = ClientOptions { monitor_thread: false, max_frame_bytes: 1 << 20 };
-        let mut client = Client::connect(f.path(), copts).unwrap();
+        let client = Client::connect(f.path(), copts).unwrap();
+        let mut held: Vec<shmimage::Frame> = Vec::new();
         for op in ops {
             match op {
                 Op::Poke { buf, field, value } => {
@@ -83,25 +84,32 @@ proptest! {
                     let _ = server.put_frame(n, w, h, &px);
                 }
                 Op::Lock => {
-                    if let Ok(info) = client.lock_unguarded() {
-                        let px = client.pixels().unwrap();
+                    if let Ok(fr) = client.lock() {
+                        let info = fr.info();
+                        let px = fr.pixels().unwrap();
                         prop_assert_eq!(px.len(), info.len());
                         prop_assert!(!info.in_place || px.len() as u64 <= layout.capacity());
                         // Touch every byte: an out-of-bounds slice would fault here.
                         let _sum: u64 = px.iter().map(|&b| u64::from(b)).sum();
+                        held.push(fr);
+                        prop_assert!(held.iter().filter(|f| f.info().in_place).count() <= 2);
                     }
                 }
                 Op::Unlock => {
-                    let _ = client.unlock();
+                    if !held.is_empty() {
+                        held.remove(0);
+                    }
                 }
                 Op::Wait => {
-                    if client.wait_frame_unguarded(Duration::from_millis(2)).is_ok() {
-                        prop_assert!(client.pixels().is_some());
+                    if let Ok(fr) = client.wait_frame(Some(Duration::from_millis(2))) {
+                        prop_assert!(fr.pixels().is_ok());
+                        held.push(fr);
+                        prop_assert!(held.iter().filter(|f| f.info().in_place).count() <= 2);
                     }
                 }
                 Op::LoanCommit { w, h } => {
                     if let Ok(mut loan) = server.loan(w, h) {
-                        loan.as_mut_slice().fill(9);
+                        loan.pixels_mut().unwrap().fill(9);
                         let _ = loan.commit(1);
                     }
                 }

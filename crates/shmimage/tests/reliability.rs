@@ -130,10 +130,10 @@ fn child_role() {
         // Lock frames one after the other, holding each a random while, until killed.
         "client-churn" => {
             let mut rng = Rng(args[1].parse().unwrap_or(1));
-            let mut c = Client::connect(path, ClientOptions::default()).expect("connect");
+            let c = Client::connect(path, ClientOptions::default()).expect("connect");
             let mut first = true;
             loop {
-                let f = c.wait_frame(LONG).expect("frame");
+                let f = c.wait_frame(Some(LONG)).expect("frame");
                 if first {
                     say(&format!("LOCKED {}", f.number()));
                     first = false;
@@ -147,9 +147,9 @@ fn child_role() {
         "server-stamped" => {
             let (w, h, count) = (arg_u32(&args, 1), arg_u32(&args, 2), arg_u32(&args, 3));
             let pace = args.get(4).is_some_and(|m| m == "paced");
-            let mut s = Server::create(path, ServerOptions::default()).expect("create");
+            let s = Server::create(path, ServerOptions::default()).expect("create");
             say("READY");
-            s.wait_for_client(LONG).expect("a client");
+            s.wait_for_client(Some(LONG)).expect("a client");
             let fits = u64::from(w) * u64::from(h) * 3 <= s.capacity();
             let mut px = Vec::new();
             let (mut n, mut sent, mut retries) = (0u32, 0u32, 0u64);
@@ -159,7 +159,7 @@ fn child_role() {
                 loop {
                     let r = if fits && n % 2 == 0 {
                         s.loan(w, h).and_then(|mut loan| {
-                            loan.as_mut_slice().copy_from_slice(&px);
+                            loan.pixels_mut().unwrap().copy_from_slice(&px);
                             loan.commit(n)
                         })
                     } else {
@@ -170,7 +170,7 @@ fn child_role() {
                         Err(e) if e.code() == Code::NoBufferAvailable => {
                             retries += 1;
                             // A banded frame abandoned part-way is retried whole.
-                            let _ = s.wait_for_buffer(LONG);
+                            let _ = s.wait_for_buffer(Some(LONG));
                         }
                         Err(e) => panic!("frame {n}: {e}"),
                     }
@@ -182,7 +182,7 @@ fn child_role() {
             }
             say(&format!("STATS sent={sent} retries={retries} last={n}"));
             // Stay until the client has taken the last frame (or is gone).
-            let _ = s.wait_for_buffer(LONG);
+            let _ = s.wait_for_buffer(Some(LONG));
             let deadline = Instant::now() + LONG;
             while s.client_liveness() == shmimage::Liveness::Alive && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
@@ -192,13 +192,13 @@ fn child_role() {
         // normally (a SIGBUS death would show as a signal exit).
         "server-until-error" => {
             let (w, h) = (arg_u32(&args, 1), arg_u32(&args, 2));
-            let mut s = Server::create(path, ServerOptions::default()).expect("create");
+            let s = Server::create(path, ServerOptions::default()).expect("create");
             say("READY");
             let mut px = Vec::new();
             let mut n = 0u32;
             // The cut can come before the client is seen: that error is the
             // one to report, like any later one.
-            let e = if let Err(e) = s.wait_for_client(LONG) {
+            let e = if let Err(e) = s.wait_for_client(Some(LONG)) {
                 e
             } else {
                 loop {
@@ -206,7 +206,7 @@ fn child_role() {
                     stamped_frame(w, h, n, &mut px);
                     let r = if n % 2 == 0 {
                         s.loan(w, h).and_then(|mut loan| {
-                            loan.as_mut_slice().copy_from_slice(&px);
+                            loan.pixels_mut().unwrap().copy_from_slice(&px);
                             loan.commit(n)
                         })
                     } else {
@@ -215,7 +215,7 @@ fn child_role() {
                     match r {
                         Ok(()) => {}
                         Err(e) if e.code() == Code::NoBufferAvailable => {
-                            if let Err(e) = s.wait_for_buffer(LONG) {
+                            if let Err(e) = s.wait_for_buffer(Some(LONG)) {
                                 break e;
                             }
                         }
@@ -271,10 +271,10 @@ fn killed_clients_are_reclaimed_within_three_puts() {
     for rep in 0..REPS {
         let (w, h) = (rng.range(1, 200) as u32, rng.range(1, 120) as u32);
         let file = StreamFile::for_frame(w, h).expect("file");
-        let mut s = Server::create(file.path(), ServerOptions::default()).expect("create");
+        let s = Server::create(file.path(), ServerOptions::default()).expect("create");
         let p = file.path().to_string_lossy().into_owned();
         let mut peer = Peer::spawn("client-churn", &[p, rng.next().to_string()]);
-        s.wait_for_client(LONG).expect("client connects");
+        s.wait_for_client(Some(LONG)).expect("client connects");
         let px = vec![0x5Au8; w as usize * h as usize * 3];
         s.put_frame(1, w, h, &px).expect("first frame");
         peer.expect("LOCKED");
@@ -329,7 +329,7 @@ fn killed_clients_are_reclaimed_within_three_puts() {
         assert!(polls_after_reap <= 3, "rep {rep}: {polls_after_reap} puts after the death");
         assert_eq!(s.stats().clients_reclaimed, 1, "rep {rep}");
 
-        let mut c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
+        let c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
             .expect("a new client");
         assert!(!c.reconnected(), "rep {rep}: reclaimed file is a fresh stream");
         s.put_frame(n + 1, w, h, &px).expect("frame to the new client");
@@ -355,7 +355,7 @@ fn a_killed_server_is_reported_to_a_waiting_client() {
         let p = file.path().to_string_lossy().into_owned();
         let mut peer = Peer::spawn("server-stamped", &[p, w.to_string(), h.to_string(), "0".into(), "paced".into()]);
         peer.expect("READY");
-        let mut c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
+        let c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
         let killed: Arc<Mutex<Option<Instant>>> = Arc::default();
         let delay = Duration::from_micros(rng.range(0, 8000));
         let killer = {
@@ -371,16 +371,21 @@ fn a_killed_server_is_reported_to_a_waiting_client() {
         };
         let started = Instant::now();
         let e = loop {
-            match c.wait_frame(LONG) {
+            match c.wait_frame(Some(LONG)) {
                 Ok(f) => {
-                    assert_eq!(check_frame(f.number(), f.pixels()), None, "rep {rep}: frame {}", f.number());
+                    assert_eq!(
+                        check_frame(f.number(), f.pixels().expect("pixels")),
+                        None,
+                        "rep {rep}: frame {}",
+                        f.number()
+                    );
                 }
                 Err(e) => break e,
             }
         };
         let told = Instant::now();
         killer.join().expect("killer thread");
-        assert_eq!(e.code(), Code::Unconnected, "rep {rep}: {e}");
+        assert_eq!(e.code(), Code::ServerGone, "rep {rep}: {e}");
         assert!(told - started < LONG, "rep {rep}: the wait ran to its timeout");
         let t = killed.lock().unwrap_or_else(|e| e.into_inner()).expect("kill time");
         latencies.push(told.saturating_duration_since(t));
@@ -395,15 +400,15 @@ fn no_torn_frames(w: u32, h: u32, file_len: u64, frames: u32, opts: ClientOption
     let p = file.path().to_string_lossy().into_owned();
     let mut peer = Peer::spawn("server-stamped", &[p, w.to_string(), h.to_string(), frames.to_string()]);
     peer.expect("READY");
-    let mut c = Client::connect(file.path(), opts).expect("connect");
+    let c = Client::connect(file.path(), opts).expect("connect");
     let t = Instant::now();
     let (mut seen, mut last) = (0u64, 0u32);
     loop {
-        match c.wait_frame(LONG) {
+        match c.wait_frame(Some(LONG)) {
             Ok(f) => {
                 let n = f.number();
                 assert_eq!((f.width(), f.height()), (w, h));
-                if let Some(why) = check_frame(n, f.pixels()) {
+                if let Some(why) = check_frame(n, f.pixels().expect("pixels")) {
                     panic!("frame {n} after {seen} good frames: {why}");
                 }
                 assert!(n > last, "frame {n} after {last}");
@@ -452,7 +457,7 @@ fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() 
         let p = file.path().to_string_lossy().into_owned();
         let mut peer = Peer::spawn("server-until-error", &[p, w.to_string(), h.to_string()]);
         peer.expect("READY");
-        let mut c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
+        let c = Client::connect(file.path(), ClientOptions::default()).expect("connect");
         let path = file.path().to_owned();
         let delay = Duration::from_micros(rng.range(0, 20_000));
         let cutter = std::thread::spawn(move || {
@@ -462,11 +467,11 @@ fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() 
         });
         let mut frames = 0u64;
         let e = loop {
-            match c.wait_frame(LONG) {
+            match c.wait_frame(Some(LONG)) {
                 Ok(f) => {
                     // Read every byte in place: after the cut these reads hit
                     // pages past the end of the file.
-                    let sum = f.pixels().iter().fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
+                    let sum = f.pixels().expect("pixels").iter().fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
                     std::hint::black_box(sum);
                     frames += 1;
                 }
@@ -474,12 +479,12 @@ fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() 
             }
         };
         cutter.join().expect("cutter");
-        assert_eq!(e.code(), Code::UnableToMapFile, "rep {rep}: {e}");
+        assert_eq!(e.code(), Code::FileTruncated, "rep {rep}: {e}");
         assert!(e.to_string().contains("truncated"), "rep {rep}: {e}");
         assert!(c.file_truncated());
         let err = peer.expect("ERR");
         assert!(
-            err.starts_with(&(Code::UnableToMapFile as i32).to_string()) && err.contains("truncated"),
+            err.starts_with(&(Code::FileTruncated as i32).to_string()) && err.contains("truncated"),
             "rep {rep}: server said {err}"
         );
         let st = peer.child.wait().expect("server exit");
@@ -488,14 +493,14 @@ fn truncation_mid_frame_is_an_error_for_both_sides_and_the_file_can_be_reused() 
 
         // Restored to its size, the same path carries a new stream.
         std::fs::OpenOptions::new().write(true).open(file.path()).expect("open").set_len(len).expect("regrow");
-        let mut s = Server::create(file.path(), ServerOptions::default()).expect("server again");
-        let mut c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
+        let s = Server::create(file.path(), ServerOptions::default()).expect("server again");
+        let c = Client::connect(file.path(), ClientOptions { monitor_thread: false, ..Default::default() })
             .expect("client again");
         let mut px = Vec::new();
         stamped_frame(w, h, 1, &mut px);
         s.put_frame(1, w, h, &px).expect("put after reopen");
         let f = c.lock().expect("lock after reopen");
-        assert_eq!(check_frame(1, f.pixels()), None);
+        assert_eq!(check_frame(1, f.pixels().expect("pixels")), None);
         eprintln!("rep {rep}: cut to {to} after {delay:?}, {frames} frames read before");
     }
 }
@@ -523,28 +528,28 @@ fn a_sigbus_elsewhere_still_ends_the_process() {
 fn a_replaced_stream_file_is_reported_to_a_waiting_client() {
     let file = StreamFile::for_frame(32, 32).expect("file");
     let len = std::fs::metadata(file.path()).expect("stat").len();
-    let mut s = Server::create(file.path(), ServerOptions::default()).expect("server");
-    let mut c = Client::connect(file.path(), ClientOptions::default()).expect("client");
+    let s = Server::create(file.path(), ServerOptions::default()).expect("server");
+    let c = Client::connect(file.path(), ClientOptions::default()).expect("client");
     assert!(!c.file_replaced());
 
     std::fs::remove_file(file.path()).expect("delete");
     assert!(c.file_replaced());
-    assert_eq!(c.wait_frame(Duration::from_millis(120)).expect_err("no frame").code(), Code::NoFrameAvailable);
+    assert_eq!(c.wait_frame(Some(Duration::from_millis(120))).expect_err("no frame").code(), Code::NoFrameAvailable);
     // The unlinked file still streams.
     s.put_frame(1, 32, 32, &vec![1u8; 32 * 32 * 3]).expect("put to the unlinked file");
-    assert_eq!(c.wait_frame(LONG).expect("frame").number(), 1);
+    assert_eq!(c.wait_frame(Some(LONG)).expect("frame").number(), 1);
 
     StreamFile::create_at(file.path(), len).expect("recreate");
     let t = Instant::now();
-    let e = c.wait_frame(LONG).expect_err("told");
-    assert_eq!(e.code(), Code::Unconnected, "{e}");
+    let e = c.wait_frame(Some(LONG)).expect_err("told");
+    assert_eq!(e.code(), Code::FileReplaced, "{e}");
     assert!(e.to_string().contains("replaced"), "{e}");
     assert!(t.elapsed() < LONG);
     eprintln!("replaced file reported after {:?}", t.elapsed());
     // A new client on the new file works with a new server.
-    let mut s2 = Server::create(file.path(), ServerOptions::default()).expect("new server");
-    let mut c2 = Client::connect(file.path(), ClientOptions::default()).expect("new client");
+    let s2 = Server::create(file.path(), ServerOptions::default()).expect("new server");
+    let c2 = Client::connect(file.path(), ClientOptions::default()).expect("new client");
     s2.put_frame(2, 32, 32, &vec![2u8; 32 * 32 * 3]).expect("put");
-    assert_eq!(c2.wait_frame(LONG).expect("frame").number(), 2);
+    assert_eq!(c2.wait_frame(Some(LONG)).expect("frame").number(), 2);
     drop(s);
 }

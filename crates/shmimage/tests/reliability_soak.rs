@@ -33,8 +33,8 @@ fn one_stream(cycle: u64) -> (PathBuf, u64) {
     let len = if cycle % 3 == 0 { full / 2 } else { full };
     let file = StreamFile::with_len(len).expect("file");
     let path = file.path().to_owned();
-    let mut server = Server::create(&path, ServerOptions::default()).expect("server");
-    let mut client = Client::connect(&path, ClientOptions::default()).expect("client");
+    let server = Server::create(&path, ServerOptions::default()).expect("server");
+    let client = Client::connect(&path, ClientOptions::default()).expect("client");
     let frames = 40u32;
     let producer = std::thread::spawn(move || {
         for n in 1..=frames {
@@ -43,7 +43,7 @@ fn one_stream(cycle: u64) -> (PathBuf, u64) {
                 match server.put_frame(n, w, h, &px) {
                     Ok(()) => break,
                     Err(e) if e.code() == Code::NoBufferAvailable => {
-                        let _ = server.wait_for_buffer(Duration::from_secs(5));
+                        let _ = server.wait_for_buffer(Some(Duration::from_secs(5)));
                     }
                     Err(e) => panic!("{e}"),
                 }
@@ -53,9 +53,9 @@ fn one_stream(cycle: u64) -> (PathBuf, u64) {
     });
     let mut checked = 0;
     loop {
-        let f = client.wait_frame(Duration::from_secs(20)).expect("frame");
+        let f = client.wait_frame(Some(Duration::from_secs(20))).expect("frame");
         let n = f.number();
-        assert!(f.pixels().iter().all(|&b| b == n as u8), "frame {n} corrupt");
+        assert!(f.pixels().expect("pixels").iter().all(|&b| b == n as u8), "frame {n} corrupt");
         checked += 1;
         if n == frames {
             break;

@@ -91,9 +91,9 @@ fn child_role() {
         "server" => {
             let (w, h, count, mode) = (num(1), num(2), num(3), args[4].as_str());
             let opts = ServerOptions { flip_vertical: mode == "flip", ..Default::default() };
-            let mut s = Server::create(path, opts).unwrap();
+            let s = Server::create(path, opts).unwrap();
             println!("READY");
-            s.wait_for_client(LONG).unwrap();
+            s.wait_for_client(Some(LONG)).unwrap();
             let (mut sent, mut dropped) = (0u32, 0u32);
             let mut n = 0u32;
             while if mode == "nowait" { n < count } else { sent < count } {
@@ -108,10 +108,10 @@ fn child_role() {
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
                 }
-                s.wait_for_buffer(LONG).unwrap();
+                s.wait_for_buffer(Some(LONG)).unwrap();
                 if mode == "loan" {
                     let mut loan = s.loan(w, h).unwrap();
-                    loan.as_mut_slice().copy_from_slice(&px);
+                    loan.pixels_mut().unwrap().copy_from_slice(&px);
                     loan.commit(n).unwrap();
                 } else {
                     s.put_frame(n, w, h, &px).unwrap();
@@ -128,18 +128,18 @@ fn child_role() {
             }
             // Stay until the client has drained everything, so "server gone"
             // never races the last frame in these tests.
-            let _ = s.wait_for_buffer(LONG);
+            let _ = s.wait_for_buffer(Some(LONG));
         }
         "client-hold" => {
-            let mut c = Client::connect(path, ClientOptions::default()).unwrap();
-            let f = c.wait_frame(LONG).unwrap();
+            let c = Client::connect(path, ClientOptions::default()).unwrap();
+            let f = c.wait_frame(Some(LONG)).unwrap();
             println!("LOCKED {}", f.number());
             std::mem::forget(f);
             std::thread::sleep(Duration::from_secs(600));
         }
         "client-exit-locked" => {
-            let mut c = Client::connect(path, ClientOptions::default()).unwrap();
-            let f = c.wait_frame(LONG).unwrap();
+            let c = Client::connect(path, ClientOptions::default()).unwrap();
+            let f = c.wait_frame(Some(LONG)).unwrap();
             println!("LOCKED {}", f.number());
             // Exit without unlock or destroy, as a crashing client would.
             std::process::exit(0);
@@ -155,12 +155,12 @@ fn child_role() {
 }
 
 /// Receive frames until frame `last`, checking each against `expect(n)`.
-fn receive(c: &mut Client, last: u32, mut expect: impl FnMut(u32) -> Vec<u8>) -> Vec<u32> {
+fn receive(c: &Client, last: u32, mut expect: impl FnMut(u32) -> Vec<u8>) -> Vec<u32> {
     let mut got = Vec::new();
     loop {
-        let f = c.wait_frame(LONG).unwrap_or_else(|e| panic!("after frames {got:?}: {e}"));
+        let f = c.wait_frame(Some(LONG)).unwrap_or_else(|e| panic!("after frames {got:?}: {e}"));
         let n = f.number();
-        assert!(f.pixels() == &expect(n)[..], "frame {n} pixels differ");
+        assert!(f.pixels().unwrap() == &expect(n)[..], "frame {n} pixels differ");
         if let Some(&prev) = got.last() {
             assert!(n > prev, "frame {n} after {prev}");
         }
@@ -177,9 +177,9 @@ fn one_band_frames_cross_processes_in_place() {
     let p = f.path().to_str().unwrap();
     let mut server = Peer::spawn("server", &[p, "640", "480", "100", "put"]);
     server.expect("READY");
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
     assert!(!c.reconnected());
-    let got = receive(&mut c, 100, |n| pattern(640, 480, n));
+    let got = receive(&c, 100, |n| pattern(640, 480, n));
     assert!(got.len() >= 2);
     assert!(c.stats().frames_locked as usize == got.len());
     server.wait_ok();
@@ -191,8 +191,8 @@ fn banded_4k_frames_through_the_ensight_25_mib_file() {
     let p = f.path().to_str().unwrap();
     let mut server = Peer::spawn("server", &[p, "3840", "2160", "5", "put"]);
     server.expect("READY");
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
-    let got = receive(&mut c, 5, |n| pattern(3840, 2160, n));
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let got = receive(&c, 5, |n| pattern(3840, 2160, n));
     assert!(!got.is_empty());
     assert!(c.stats().bands_assembled >= 2 * got.len() as u64);
     server.wait_ok();
@@ -205,8 +205,8 @@ fn flip_vertical_and_no_threads_client() {
     let mut server = Peer::spawn("server", &[p, "320", "200", "20", "flip"]);
     server.expect("READY");
     let opts = ClientOptions { monitor_thread: false, ..Default::default() };
-    let mut c = Client::connect(f.path(), opts).unwrap();
-    receive(&mut c, 20, |n| flipped(320, &pattern(320, 200, n)));
+    let c = Client::connect(f.path(), opts).unwrap();
+    receive(&c, 20, |n| flipped(320, &pattern(320, 200, n)));
     server.wait_ok();
 }
 
@@ -216,8 +216,8 @@ fn loaned_frames_arrive_intact() {
     let p = f.path().to_str().unwrap();
     let mut server = Peer::spawn("server", &[p, "1280", "720", "30", "loan"]);
     server.expect("READY");
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
-    receive(&mut c, 30, |n| pattern(1280, 720, n));
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    receive(&c, 30, |n| pattern(1280, 720, n));
     server.wait_ok();
 }
 
@@ -228,19 +228,19 @@ fn a_slow_client_makes_the_server_drop_frames_never_mix_them() {
     // The server tries 300 frames ~1 ms apart without waiting for buffers.
     let mut server = Peer::spawn("server", &[p, "256", "256", "300", "nowait"]);
     server.expect("READY");
-    let mut c = Client::connect(f.path(), ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
+    let c = Client::connect(f.path(), ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
     let mut got = Vec::<u32>::new();
     loop {
-        match c.wait_frame(LONG) {
+        match c.wait_frame(Some(LONG)) {
             Ok(fr) => {
                 let n = fr.number();
-                assert!(fr.pixels() == &pattern(256, 256, n)[..], "frame {n} mixed or torn");
+                assert!(fr.pixels().unwrap() == &pattern(256, 256, n)[..], "frame {n} mixed or torn");
                 assert!(got.last().is_none_or(|&p| n > p));
                 got.push(n);
                 drop(fr);
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) if e.code() == Code::Unconnected => break, // the server finished
+            Err(e) if e.code() == Code::ServerGone => break, // the server finished
             Err(e) => panic!("{e}"),
         }
     }
@@ -255,17 +255,17 @@ fn a_slow_client_makes_the_server_drop_frames_never_mix_them() {
 fn a_client_that_crashed_holding_a_lock_is_taken_over_by_the_next() {
     let f = StreamFile::for_frame(64, 64).unwrap();
     let p = f.path().to_str().unwrap();
-    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
     let mut first = Peer::spawn("client-exit-locked", &[p]);
-    s.wait_for_client(LONG).unwrap();
+    s.wait_for_client(Some(LONG)).unwrap();
     s.put_frame(1, 64, 64, &pattern(64, 64, 1)).unwrap();
     first.expect("LOCKED");
     first.wait_ok();
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
     assert!(c.reconnected(), "the file still carried the old client's lock");
-    s.wait_for_buffer(LONG).unwrap();
+    s.wait_for_buffer(Some(LONG)).unwrap();
     s.put_frame(2, 64, 64, &pattern(64, 64, 2)).unwrap();
-    let fr = c.wait_frame(LONG).unwrap();
+    let fr = c.wait_frame(Some(LONG)).unwrap();
     assert_eq!(fr.number(), 2);
 }
 
@@ -273,7 +273,7 @@ fn a_client_that_crashed_holding_a_lock_is_taken_over_by_the_next() {
 fn destroy_leaves_the_server_unconnected() {
     let f = StreamFile::for_frame(64, 64).unwrap();
     let p = f.path().to_str().unwrap();
-    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
     let mut client = Peer::spawn("client-destroy", &[p]);
     client.expect("CONNECTED");
     client.wait_ok();
@@ -285,9 +285,9 @@ fn destroy_leaves_the_server_unconnected() {
 fn a_killed_client_is_noticed_and_its_buffers_taken_back() {
     let f = StreamFile::for_frame(64, 64).unwrap();
     let p = f.path().to_str().unwrap();
-    let mut s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
     let mut client = Peer::spawn("client-hold", &[p]);
-    s.wait_for_client(LONG).unwrap();
+    s.wait_for_client(Some(LONG)).unwrap();
     s.put_frame(1, 64, 64, &pattern(64, 64, 1)).unwrap();
     client.expect("LOCKED");
     s.put_frame(2, 64, 64, &pattern(64, 64, 2)).unwrap();
@@ -296,10 +296,10 @@ fn a_killed_client_is_noticed_and_its_buffers_taken_back() {
     client.kill9();
     assert_eq!(s.put_frame(4, 64, 64, &pattern(64, 64, 4)).unwrap_err().code(), Code::Unconnected);
     assert_eq!(s.stats().clients_reclaimed, 1);
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
     assert!(!c.reconnected(), "the reclaimed file is a fresh stream");
     s.put_frame(5, 64, 64, &pattern(64, 64, 5)).unwrap();
-    assert_eq!(c.wait_frame(LONG).unwrap().number(), 5);
+    assert_eq!(c.wait_frame(Some(LONG)).unwrap().number(), 5);
 }
 
 #[test]
@@ -308,18 +308,18 @@ fn a_client_waiting_on_a_killed_server_is_told() {
     let p = f.path().to_str().unwrap();
     let mut server = Peer::spawn("server", &[p, "64", "64", "1", "forever"]);
     server.expect("READY");
-    let mut c = Client::connect(f.path(), ClientOptions::default()).unwrap();
-    c.wait_frame(LONG).unwrap();
+    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    c.wait_frame(Some(LONG)).unwrap();
     assert_eq!(c.server_liveness(), Liveness::Alive);
     server.kill9();
     let t = Instant::now();
     let e = loop {
-        match c.wait_frame(LONG) {
+        match c.wait_frame(Some(LONG)) {
             Ok(_) => continue, // frames published before the kill
             Err(e) => break e,
         }
     };
-    assert_eq!(e.code(), Code::Unconnected, "{e}");
+    assert_eq!(e.code(), Code::ServerGone, "{e}");
     assert!(t.elapsed() < LONG, "told, not timed out");
 }
 
@@ -337,7 +337,7 @@ fn limits_child(big: &Path, banded: &Path, tiny: &Path) {
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) }, 0);
     };
     // Open the banded stream and learn its first band before the limit.
-    let mut c = Client::connect(banded, ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
+    let c = Client::connect(banded, ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
     println!("CONNECTED");
     // 1 MiB of headroom: a 1 GiB map fails, and so does a thread's 2 MiB stack.
     limit(1);
@@ -368,13 +368,13 @@ fn resource_exhaustion_gives_map_thread_and_alloc_errors() {
     let big = StreamFile::with_len(1 << 30).unwrap();
     let banded = StreamFile::with_len(ENSIGHT_FILE_SIZE).unwrap();
     let tiny = StreamFile::with_len(64).unwrap();
-    let mut s = Server::create(banded.path(), ServerOptions::default()).unwrap();
+    let s = Server::create(banded.path(), ServerOptions::default()).unwrap();
     let paths = [big.path(), banded.path(), tiny.path()].map(|p| p.to_str().unwrap());
     let mut child = Peer::spawn("limits", &paths);
     child.expect("CONNECTED");
     assert_eq!(child.expect("MAP"), (Code::UnableToMapFile as i32).to_string());
     assert_eq!(child.expect("THREAD"), (Code::ThreadCreateError as i32).to_string());
-    s.wait_for_client(LONG).unwrap();
+    s.wait_for_client(Some(LONG)).unwrap();
     // The first band of an 8K frame: the child cannot allocate 99.5 MB to
     // assemble it (more than a malloc arena can already have reserved).
     let _ = s.put_frame(1, 7680, 4320, &pattern(7680, 4320, 1));

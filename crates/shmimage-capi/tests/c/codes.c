@@ -7,12 +7,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <shared_memory_image_client.h>
 
 static int failures;
-static int reached[16]; /* indexed by code + 11 */
+static int reached[32]; /* see slot() */
+
+/* EnSight's codes -11..4 at 0..15, this library's -100.. from 16 on. */
+static int slot(int code) { return code >= -11 ? code + 11 : 16 + (-100 - code); }
 
 static const struct {
     int code;
@@ -27,6 +31,12 @@ static const struct {
     NAME(IMAGESTREAM_MEMORY_ALLOC_ERROR), NAME(IMAGESTREAM_THREAD_CREATE_ERROR),
     NAME(IMAGESTREAM_IS_SERVER),       NAME(IMAGESTREAM_IS_NOTSERVER),
     NAME(IMAGESTREAM_FRAME_TOO_LARGE), NAME(IMAGESTREAM_LOCKED),
+    NAME(IMAGESTREAM_PEER_BUSY),       NAME(IMAGESTREAM_CLOSED),
+    NAME(IMAGESTREAM_FORKED),          NAME(IMAGESTREAM_NO_SPACE),
+    NAME(IMAGESTREAM_SERVER_GONE),     NAME(IMAGESTREAM_FILE_REPLACED),
+    NAME(IMAGESTREAM_FILE_TRUNCATED),  NAME(IMAGESTREAM_FILE_RESIZED),
+    NAME(IMAGESTREAM_STALE_HANDLE),    NAME(IMAGESTREAM_CANCELLED),
+    NAME(IMAGESTREAM_STREAM_RESET),
 #undef NAME
 };
 
@@ -37,8 +47,8 @@ static const struct {
             fprintf(stderr, "line %d: %s = %d (%s), want %s\n", __LINE__, #call, rc_,                   \
                     SharedMemoryImageStream_errorstring(rc_), #want);                                   \
             failures++;                                                                                 \
-        } else if ((want) >= -11 && (want) <= 4) {                                                      \
-            reached[(want) + 11] = 1;                                                                   \
+        } else if ((want) <= 4 && slot(want) >= 0 && slot(want) < 32) {                                 \
+            reached[slot(want)] = 1;                                                                    \
         }                                                                                               \
     } while (0)
 
@@ -174,7 +184,22 @@ int main(int argc, char **argv)
     EXPECT(SharedMemoryImageStream_lock(cli, &f), IMAGESTREAM_NOERROR);
     CHECK(f->iFrame == 3 && matches(f));
 
-    /* A second client finds a stream in the file, and works. */
+    /* A second client while the first is alive is refused, and takes nothing. */
+    EXPECT(SharedMemoryImageStream_create(stream, IMAGESTREAM_OPTIONS_NOTHREADS, &cli2), IMAGESTREAM_PEER_BUSY);
+    CHECK(cli2 == NULL);
+    CHECK(f->iFrame == 3 && matches(f));
+    EXPECT(SharedMemoryImageStream_destroy(cli), IMAGESTREAM_NOERROR);
+    /* With its client gone the server is unconnected again. */
+    EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_UNCONNECTED);
+
+    /* A client that died holding a frame left CLIENT_LOCKED (3) in buffer 0:
+     * the next client takes over its role and says so. */
+    {
+        int fd = open(stream, O_RDWR);
+        uint32_t locked = 3;
+        CHECK(fd >= 0 && pwrite(fd, &locked, 4, 20) == 4);
+        close(fd);
+    }
     EXPECT(SharedMemoryImageStream_create(stream, IMAGESTREAM_OPTIONS_NOTHREADS, &cli2), IMAGESTREAM_RECONNECTING);
     CHECK(cli2 != NULL);
     frame.iFrame = 4;
@@ -183,14 +208,33 @@ int main(int argc, char **argv)
     EXPECT(SharedMemoryImageStream_lock(cli2, &f), IMAGESTREAM_NOERROR);
     CHECK(f->iFrame == 4 && matches(f));
     EXPECT(SharedMemoryImageStream_destroy(cli2), IMAGESTREAM_NOERROR);
-    EXPECT(SharedMemoryImageStream_destroy(cli), IMAGESTREAM_NOERROR);
-    /* With its client gone the server is unconnected again. */
+    /* Use after destroy: the handle is stale, never dereferenced. */
+    EXPECT(SharedMemoryImageStream_destroy(cli2), IMAGESTREAM_STALE_HANDLE);
+    EXPECT(SharedMemoryImageStream_lock(cli2, &f), IMAGESTREAM_STALE_HANDLE);
+    EXPECT(SharedMemoryImageStream_unlock(cli2), IMAGESTREAM_STALE_HANDLE);
+    EXPECT(SharedMemoryImageStream_putframe(cli2, &frame), IMAGESTREAM_STALE_HANDLE);
+    EXPECT(SharedMemoryImageStream_lock((SharedMemoryImageStream)(uintptr_t)0x1234, &f), IMAGESTREAM_STALE_HANDLE);
     EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_UNCONNECTED);
 
     /* A client with its background thread, destroyed while a frame waits. */
     EXPECT(SharedMemoryImageStream_create(stream, IMAGESTREAM_OPTIONS_NONE, &cli), IMAGESTREAM_NOERROR);
     EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_NOERROR);
     EXPECT(SharedMemoryImageStream_destroy(cli), IMAGESTREAM_NOERROR);
+    /* The file changes size under a live server: grown, then cut. */
+    {
+        struct stat st;
+        CHECK(stat(stream, &st) == 0);
+        int fd = open(stream, O_RDWR);
+        CHECK(fd >= 0 && ftruncate(fd, st.st_size + 4096) == 0);
+        EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_FILE_RESIZED);
+        CHECK(ftruncate(fd, st.st_size) == 0);
+        EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_UNCONNECTED);
+        CHECK(ftruncate(fd, 64) == 0);
+        EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_FILE_TRUNCATED);
+        CHECK(ftruncate(fd, st.st_size) == 0);
+        close(fd);
+    }
+
     EXPECT(SharedMemoryImageStream_destroy(srv), IMAGESTREAM_NOERROR);
 
     /* Every code, and some that are not codes, has a static text. */
@@ -208,7 +252,7 @@ int main(int argc, char **argv)
     }
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (reached[names[i].code + 11])
+        if (reached[slot(names[i].code)])
             printf("reached %s\n", names[i].name);
     printf("failures %d\n", failures);
     return failures != 0;

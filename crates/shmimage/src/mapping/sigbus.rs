@@ -12,85 +12,179 @@
 //! other SIGBUS goes to the handler that was installed before this one (or
 //! the default action, which ends the process as it would have without us).
 //!
-//! What is guarded: every access to a registered mapping from any thread,
+//! What is guarded: every access to a registered mapping from any thread
+//! (any number of mappings),
 //! including header atomics, the bulk copies, pixels read in place through
 //! `Frame::pixels` and a loan's slice. What is not: a handler installed after
 //! ours that does not chain to it replaces the guard; a process that blocks
 //! SIGBUS gets the kernel's default (death) regardless.
 
+//!
+//! The table has no fixed size: it is a lock-free list of chunks of slots,
+//! each chunk allocated (outside the handler) when every slot of the
+//! previous ones is in use, and never freed, so the handler can walk it
+//! without locks or allocation. A slot's range is one word pair written
+//! under a per-slot sequence number (a seqlock): the handler reads the
+//! sequence, the range, and the sequence again, and ignores the slot unless
+//! both reads match and are even, so a slot being reused is never read torn.
+
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
-/// Mappings alive at once that can be guarded; more are mapped unguarded
-/// (with a warning), never refused.
-const SLOTS: usize = 256;
-
-const FREE: u8 = 0;
-const CLAIMED: u8 = 1;
-const ACTIVE: u8 = 2;
+/// Slots per chunk; chunks are added as needed.
+const CHUNK: usize = 64;
 
 struct Slot {
-    state: AtomicU8,
+    /// Odd while the slot is being written; even when stable. 0: never used.
+    seq: AtomicU64,
+    /// True while a live mapping owns the slot.
+    used: AtomicBool,
     start: AtomicUsize,
     end: AtomicUsize,
     truncated: AtomicBool,
 }
 
-#[allow(clippy::declare_interior_mutable_const)] // used only as an array initialiser
-const EMPTY: Slot = Slot {
-    state: AtomicU8::new(FREE),
-    start: AtomicUsize::new(0),
-    end: AtomicUsize::new(0),
-    truncated: AtomicBool::new(false),
-};
+struct Chunk {
+    slots: [Slot; CHUNK],
+    next: AtomicPtr<Chunk>,
+}
 
-static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+impl Chunk {
+    fn new() -> Box<Chunk> {
+        Box::new(Chunk {
+            slots: std::array::from_fn(|_| Slot {
+                seq: AtomicU64::new(0),
+                used: AtomicBool::new(false),
+                start: AtomicUsize::new(0),
+                end: AtomicUsize::new(0),
+                truncated: AtomicBool::new(false),
+            }),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        })
+    }
+}
+
+/// The first chunk; later ones hang off `next`. Chunks are leaked on
+/// purpose: the handler may walk them at any moment.
+static HEAD: OnceLock<&'static Chunk> = OnceLock::new();
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
 static INSTALL: Once = Once::new();
 pub(super) static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
+fn head() -> &'static Chunk {
+    HEAD.get_or_init(|| Box::leak(Chunk::new()))
+}
+
+/// Every chunk, in order. Lock-free and allocation-free: safe in the handler.
+fn chunks() -> impl Iterator<Item = &'static Chunk> {
+    let first: Option<&'static Chunk> = HEAD.get().copied();
+    std::iter::successors(first, |c| {
+        let n = c.next.load(Ordering::Acquire);
+        // SAFETY: `next` is null or a leaked Box<Chunk>, valid forever.
+        (!n.is_null()).then(|| unsafe { &*n })
+    })
+}
+
 /// Keeps one mapping's range registered; drop it before unmapping.
 #[derive(Debug)]
 pub(crate) struct Guard {
-    slot: Option<usize>,
+    slot: &'static Slot,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("start", &self.start).field("end", &self.end).finish()
+    }
 }
 
 impl Guard {
     /// True once an access to the range faulted because the file had shrunk.
     pub(crate) fn truncated(&self) -> bool {
-        self.slot.is_some_and(|i| TABLE[i].truncated.load(Ordering::Acquire))
+        self.slot.truncated.load(Ordering::Acquire)
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
-            let s = &TABLE[i];
-            // Inactive first, so the handler stops matching before the
-            // mapping goes away and its addresses can be reused.
-            s.state.store(CLAIMED, Ordering::Release);
-            s.truncated.store(false, Ordering::Relaxed);
-            s.state.store(FREE, Ordering::Release);
+        let s = self.slot;
+        // Odd first, so the handler stops matching before the mapping goes
+        // away and its addresses can be reused; the range is then cleared.
+        s.seq.fetch_add(1, Ordering::AcqRel);
+        s.start.store(0, Ordering::Release);
+        s.end.store(0, Ordering::Release);
+        s.truncated.store(false, Ordering::Release);
+        s.seq.fetch_add(1, Ordering::AcqRel);
+        s.used.store(false, Ordering::Release);
+    }
+}
+
+/// Claim a free slot, adding a chunk when all are taken.
+fn claim() -> &'static Slot {
+    let mut chunk = head();
+    loop {
+        for s in &chunk.slots {
+            if s.used.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return s;
+            }
+        }
+        let next = chunk.next.load(Ordering::Acquire);
+        if !next.is_null() {
+            // SAFETY: a leaked Box<Chunk>, valid forever.
+            chunk = unsafe { &*next };
+            continue;
+        }
+        let fresh = Box::into_raw(Chunk::new());
+        match chunk.next.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: just published; leaked from here on.
+            Ok(_) => chunk = unsafe { &*fresh },
+            Err(other) => {
+                // Another thread added one first: free ours, use theirs.
+                // SAFETY: `fresh` was never published.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: a leaked Box<Chunk>, valid forever.
+                chunk = unsafe { &*other };
+            }
         }
     }
 }
 
 /// Register `[start, start + len)`, a shared file mapping this process holds
-/// until the returned guard is dropped.
+/// until the returned guard is dropped. Never fails, never unguarded.
 pub(crate) fn guard(start: *const u8, len: usize) -> Guard {
     INSTALL.call_once(install);
-    for (i, s) in TABLE.iter().enumerate() {
-        if s.state.compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            s.start.store(start as usize, Ordering::Relaxed);
-            s.end.store(start as usize + len, Ordering::Relaxed);
-            s.truncated.store(false, Ordering::Relaxed);
-            s.state.store(ACTIVE, Ordering::Release);
-            return Guard { slot: Some(i) };
+    let s = claim();
+    s.seq.fetch_add(1, Ordering::AcqRel); // odd: being written
+    s.start.store(start as usize, Ordering::Release);
+    s.end.store(start as usize + len, Ordering::Release);
+    s.truncated.store(false, Ordering::Release);
+    s.seq.fetch_add(1, Ordering::AcqRel); // even: stable
+    Guard { slot: s }
+}
+
+/// The registered range containing `addr`, read consistently (seqlock).
+fn find(addr: usize) -> Option<(&'static Slot, usize)> {
+    for c in chunks() {
+        for s in &c.slots {
+            let before = s.seq.load(Ordering::Acquire);
+            if before == 0 || before % 2 == 1 {
+                continue;
+            }
+            let (start, end) = (s.start.load(Ordering::Acquire), s.end.load(Ordering::Acquire));
+            if s.seq.load(Ordering::Acquire) != before {
+                continue; // rewritten meanwhile: not this one
+            }
+            if start <= addr && addr < end {
+                return Some((s, end));
+            }
         }
     }
-    tracing::warn!(SLOTS, "too many stream mappings; this one is not guarded against truncation");
-    Guard { slot: None }
+    None
+}
+
+#[cfg(test)]
+pub(super) fn registered() -> usize {
+    chunks().map(|c| c.slots.iter().filter(|s| s.used.load(Ordering::Acquire)).count()).sum()
 }
 
 fn install() {
@@ -130,24 +224,18 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // BUS_ADRERR: an access beyond the end of a mapped file (a SIGBUS sent by
     // kill carries SI_USER and no meaningful address).
     if code == libc::BUS_ADRERR {
-        for s in TABLE.iter() {
-            if s.state.load(Ordering::Acquire) != ACTIVE {
-                continue;
-            }
-            let (start, end) = (s.start.load(Ordering::Relaxed), s.end.load(Ordering::Relaxed));
-            if addr < start || addr >= end {
-                continue;
-            }
+        if let Some((s, end)) = find(addr) {
             let from = addr & !(PAGE.load(Ordering::Relaxed) - 1);
             // SAFETY: errno is thread-local; saving it keeps the interrupted
             // code's value intact across our mmap.
             let errno = unsafe { *libc::__errno_location() };
             // SAFETY: [from, end) lies inside a mapping this process made and
-            // still holds (the slot is active until just before the unmap,
-            // and code touching the range keeps the mapping alive). Replacing
-            // those pages with private anonymous memory changes only what the
-            // bytes are, never whether the addresses are valid; every byte
-            // pattern is valid for the atomics and u8 slices that point there.
+            // still holds (the slot is registered until just before the
+            // unmap, read consistently under its sequence number, and code
+            // touching the range keeps the mapping alive). Replacing those
+            // pages with private anonymous memory changes only what the bytes
+            // are, never whether the addresses are valid; every byte pattern
+            // is valid for the atomics and u8 slices that point there.
             let r = unsafe {
                 libc::mmap(
                     from as *mut c_void,
@@ -164,7 +252,6 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 s.truncated.store(true, Ordering::Release);
                 return;
             }
-            break;
         }
     }
     chain(sig, info, ctx);

@@ -41,10 +41,12 @@ pub fn run_ops(data: &[u8]) -> Result<(), String> {
     let layout = Layout::for_file_len(len).ok_or("layout")?;
     let attacker = OpenOptions::new().read(true).write(true).open(f.path()).map_err(|e| e.to_string())?;
     let opts = ServerOptions { band_timeout: Duration::from_millis(2), flip_vertical: b.u8() & 1 == 1 };
-    let mut server = Server::create(f.path(), opts).map_err(|e| e.to_string())?;
+    let server = Server::create(f.path(), opts).map_err(|e| e.to_string())?;
     let copts = ClientOptions { monitor_thread: b.u8() & 1 == 1, max_frame_bytes: 1 << 20 };
-    let mut client = Client::connect(f.path(), copts).map_err(|e| e.to_string())?;
+    let client = Client::connect(f.path(), copts).map_err(|e| e.to_string())?;
     let mut frame_px = Vec::new();
+    // Frames held at once (the engine allows two); dropping one unlocks it.
+    let mut held: Vec<shmimage::Frame> = Vec::new();
     for _ in 0..64 {
         if b.0.is_empty() {
             break;
@@ -76,20 +78,17 @@ pub fn run_ops(data: &[u8]) -> Result<(), String> {
             5 => {
                 let (w, h) = (u32::from(b.u8() % 20) + 1, u32::from(b.u8() % 20) + 1);
                 if let Ok(mut loan) = server.loan(w, h) {
-                    loan.as_mut_slice().fill(9);
+                    loan.pixels_mut().map_err(|e| e.to_string())?.fill(9);
                     if b.u8() & 1 == 0 {
                         let _ = loan.commit(b.u32());
                     }
                 }
             }
             6 | 7 => {
-                let r = if b.u8() & 1 == 0 {
-                    client.lock_unguarded()
-                } else {
-                    client.wait_frame_unguarded(Duration::from_millis(1))
-                };
-                if let Ok(info) = r {
-                    let px = client.pixels().ok_or("a locked frame has no pixels")?;
+                let r = if b.u8() & 1 == 0 { client.lock() } else { client.wait_frame(Some(Duration::from_millis(1))) };
+                if let Ok(fr) = r {
+                    let info = fr.info();
+                    let px = fr.pixels().map_err(|e| format!("a locked frame has no pixels: {e}"))?;
                     if px.len() != info.len() {
                         return Err(format!("{} pixel bytes for {info:?}", px.len()));
                     }
@@ -98,18 +97,25 @@ pub fn run_ops(data: &[u8]) -> Result<(), String> {
                     }
                     // Touch every byte: an out-of-bounds slice faults here.
                     std::hint::black_box(px.iter().fold(0u8, |a, &x| a ^ x));
+                    held.push(fr);
+                    if held.iter().filter(|f| f.info().in_place).count() > 2 {
+                        return Err("more than two buffers locked at once".into());
+                    }
                 }
             }
             8 => {
-                let _ = client.unlock();
+                if !held.is_empty() {
+                    held.remove(0);
+                }
             }
             _ => {
-                let _ = server.wait_for_buffer(Duration::from_millis(1));
+                let _ = server.wait_for_buffer(Some(Duration::from_millis(1)));
                 let _ = server.is_unconnected();
                 let _ = client.stats();
             }
         }
     }
+    drop(held);
     client.close();
     Ok(())
 }
