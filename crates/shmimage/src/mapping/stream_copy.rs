@@ -6,19 +6,20 @@
 //! evicts the writer's own working set. Streaming (non-temporal) stores write
 //! whole lines straight to memory instead. Which is faster depends on how
 //! much of the last-level cache the frame, its source and the second buffer
-//! find free: on a quiet machine a 1080p frame (6.2 MB, 18.7 MB with its
-//! source and the other buffer) is copied faster through the cache; with
-//! other processes thrashing the shared cache, or at 4K (25 MB), streaming
-//! stores win by 1.3-1.6x (docs/benchmarks.md). No fixed size threshold is
-//! right on both kinds of machine, so copies of [`ADAPTIVE_MIN`] bytes and
+//! find free: a 1080p frame is 6.2 MB, 18.7 MB with its source and the other
+//! buffer, and the C library's memcpy uses ordinary stores up to 99 MiB on
+//! the machine measured. With other processes sharing the cache, streaming
+//! stores won at every size (docs/benchmarks.md, issue 16); on a quiet
+//! machine ordinary stores win while everything fits the cache. No fixed
+//! size threshold is right on both, so copies of [`ADAPTIVE_MIN`] bytes and
 //! more time themselves: each store type keeps a running cost per byte, the
 //! cheaper one is used, and one copy in [`EXPLORE_EVERY`] tries the other so
 //! a change of load is followed.
 //!
-//! Streaming stores go through 64-byte-aligned destinations (a protocol
-//! buffer starts 24 or 48 bytes past a line: a 16-byte alignment left every
-//! line written in two pieces, 1.33x slower at 4K) and 32-byte AVX2 stores
-//! where the CPU has them.
+//! Streaming stores go to 64-byte-aligned destinations: a protocol buffer
+//! starts 24 or 48 bytes past a cache line, and the 16-byte alignment used
+//! before left every line written in two pieces (1.2x slower at 4K). They are
+//! 32-byte AVX2 stores where the CPU has them (another 1.1-1.2x).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
