@@ -128,7 +128,7 @@ impl Endpoint {
             let expected = [seen[0], seen[1], seen_cancel];
             // Lock-free fast path: a peer that answered while `poll` ran
             // costs no system call. (Spinning here before the sleep was
-            // measured and lost: 1.7x slower wake-ups with 10 us of spin on
+            // measured and lost: 1.9x slower wake-ups with 10 us of spin on
             // two shared cores, docs/benchmarks.md.)
             if words.iter().zip(expected).all(|(w, e)| w.load(Ordering::Acquire) == e) {
                 futex::wait_any(&words, &expected, left);
