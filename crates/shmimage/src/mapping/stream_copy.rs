@@ -1,100 +1,73 @@
-//! Copying a frame into shared memory: ordinary or streaming stores, chosen
-//! by measuring both.
+//! Copying a frame into shared memory: ordinary stores for frames that fit
+//! the cache, streaming (non-temporal) stores for larger ones.
 //!
 //! A frame written into a buffer the reader's core has just read makes every
 //! ordinary store fetch its cache line first (a read-for-ownership) and
-//! evicts the writer's own working set. Streaming (non-temporal) stores write
-//! whole lines straight to memory instead. Which is faster depends on how
-//! much of the last-level cache the frame, its source and the second buffer
-//! find free: a 1080p frame is 6.2 MB, 18.7 MB with its source and the other
-//! buffer, and the C library's memcpy uses ordinary stores up to 99 MiB on
-//! the machine measured. With other processes sharing the cache, streaming
-//! stores won at every size (docs/benchmarks.md, issue 16); on a quiet
-//! machine ordinary stores win while everything fits the cache. No fixed
-//! size threshold is right on both, so copies of [`ADAPTIVE_MIN`] bytes and
-//! more time themselves: each store type keeps a running cost per byte, the
-//! cheaper one is used, and one copy in [`EXPLORE_EVERY`] tries the other so
-//! a change of load is followed.
+//! evicts the writer's own working set. Streaming stores write whole lines
+//! straight to memory instead, so `put_frame` itself gets faster at every
+//! size on a loaded machine (0.82x / 0.84x / 0.86x memcpy at 720p / 1080p /
+//! 4K, docs/benchmarks.md, issue 16). But the frame then comes to the reader
+//! from memory, not from the shared cache: measured end to end, a 720p or
+//! 1080p reader took 2.2x as long per frame and frames/s fell 2-4x. Below
+//! [`STREAMING_MIN`] a frame (with its source and the second buffer) can stay
+//! in the cache for the reader, so ordinary stores are kept there; a 4K frame
+//! (25 MB, two buffers and the source 75 MB) does not fit, and streams.
+//! `SHMIMAGE_STORES=cached` or `streaming` in the environment imposes one
+//! type on every copy of at least 1 MiB instead.
 //!
 //! Streaming stores go to 64-byte-aligned destinations: a protocol buffer
 //! starts 24 or 48 bytes past a cache line, and the 16-byte alignment used
 //! before left every line written in two pieces (1.2x slower at 4K). They are
 //! 32-byte AVX2 stores where the CPU has them (another 1.1-1.2x).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+/// Copies at least this long use streaming stores (where available).
+pub(crate) const STREAMING_MIN: usize = 8 << 20;
 
-/// Copies at least this long choose their store type by measurement; shorter
-/// ones fit the core's own cache and always use ordinary stores.
-pub(crate) const ADAPTIVE_MIN: usize = 1 << 20;
-
-/// One adaptive copy in this many uses the store type currently judged slower.
-pub(crate) const EXPLORE_EVERY: u64 = 64;
-
-/// Running cost of each store type in picoseconds per byte (0 = not yet
-/// measured), and the count of adaptive copies. Process-wide: the cache is.
-static COST_PS_PER_BYTE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-static COPIES: AtomicU64 = AtomicU64::new(0);
+/// Copies shorter than this always use ordinary stores, whatever the
+/// environment says.
+pub(crate) const FORCIBLE_MIN: usize = 1 << 20;
 
 /// The store types [`copy`] chooses between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stores {
     /// Ordinary stores (the C library's memcpy).
-    Cached = 0,
+    Cached,
     /// Non-temporal stores, then a store fence.
-    Streaming = 1,
+    Streaming,
 }
 
-/// Copy `len` bytes from `src` to `dst`, with the store type that has been
-/// cheaper so far for large copies.
+/// Copy `len` bytes from `src` to `dst`.
 ///
 /// # Safety
 /// `src` is valid for `len` reads, `dst` for `len` writes, and the two ranges
 /// do not overlap.
 pub(crate) unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
-    if len < ADAPTIVE_MIN || !streaming_available() {
-        // SAFETY: forwarded from this function's contract.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-        return;
-    }
-    let n = COPIES.fetch_add(1, Ordering::Relaxed);
-    let stores = choose(n, [0, 1].map(|i| COST_PS_PER_BYTE[i].load(Ordering::Relaxed)));
-    let t = Instant::now();
     // SAFETY: forwarded from this function's contract.
-    unsafe { copy_with(stores, src, dst, len) };
-    let ps_per_byte = (t.elapsed().as_nanos() * 1000 / len as u128).min(u128::from(u32::MAX)) as u64;
-    let slot = &COST_PS_PER_BYTE[stores as usize];
-    slot.store(update(slot.load(Ordering::Relaxed), ps_per_byte), Ordering::Relaxed);
+    unsafe { copy_with(stores_for(len, forced()), src, dst, len) }
 }
 
-/// Which store type copy number `n` uses, given the running costs.
-pub(crate) fn choose(n: u64, cost: [u64; 2]) -> Stores {
-    let untried = cost.iter().position(|&c| c == 0);
-    let cheaper = if cost[1] < cost[0] { Stores::Streaming } else { Stores::Cached };
-    match untried {
-        Some(0) => Stores::Cached,
-        Some(_) => Stores::Streaming,
-        None if n % EXPLORE_EVERY == EXPLORE_EVERY - 1 => match cheaper {
-            Stores::Cached => Stores::Streaming,
-            Stores::Streaming => Stores::Cached,
-        },
-        None => cheaper,
+/// The store type for a copy of `len` bytes.
+pub(crate) fn stores_for(len: usize, forced: Option<Stores>) -> Stores {
+    match forced {
+        Some(s) if len >= FORCIBLE_MIN => s,
+        _ if len >= STREAMING_MIN => Stores::Streaming,
+        _ => Stores::Cached,
     }
 }
 
-/// The running cost after one more sample: an average over about eight
-/// copies, where one sample counts at most twice the running value (a copy
-/// preempted by another process must not condemn its store type).
-pub(crate) fn update(old: u64, sample: u64) -> u64 {
-    let sample = sample.max(1);
-    if old == 0 {
-        return sample;
-    }
-    (old * 7 + sample.min(old * 2)) / 8
+/// The store type `SHMIMAGE_STORES` (`cached` or `streaming`) imposes on the
+/// large copies of this process, read once; unset (or anything else): none.
+fn forced() -> Option<Stores> {
+    static FORCED: std::sync::OnceLock<Option<Stores>> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| parse_forced(std::env::var("SHMIMAGE_STORES").ok().as_deref()))
 }
 
-fn streaming_available() -> bool {
-    cfg!(target_arch = "x86_64")
+fn parse_forced(value: Option<&str>) -> Option<Stores> {
+    match value {
+        Some("cached") => Some(Stores::Cached),
+        Some("streaming") => Some(Stores::Streaming),
+        _ => None,
+    }
 }
 
 /// Copy with the given store type.
@@ -196,11 +169,11 @@ mod tests {
 
     #[test]
     fn every_store_type_alignment_and_tail_copies_exactly() {
-        let max = ADAPTIVE_MIN + 300;
+        let max = STREAMING_MIN + 300;
         let src: Vec<u8> = (0..max).map(|i| (i * 31 % 251) as u8).collect();
         for stores in [Stores::Cached, Stores::Streaming] {
             for (s_off, d_off, len) in
-                [(0, 0, ADAPTIVE_MIN), (1, 3, ADAPTIVE_MIN + 17), (5, 15, 63), (16, 0, 64), (7, 9, 200), (3, 40, 0)]
+                [(0, 0, STREAMING_MIN), (1, 3, STREAMING_MIN + 17), (5, 15, 63), (16, 0, 64), (7, 9, 200), (3, 40, 0)]
             {
                 let mut dst = vec![0u8; len + 128];
                 // SAFETY: both ranges are in bounds of their vectors and distinct.
@@ -212,38 +185,20 @@ mod tests {
     }
 
     #[test]
-    fn the_adaptive_copy_is_exact_whichever_store_type_it_picks() {
-        let src: Vec<u8> = (0..ADAPTIVE_MIN + 5).map(|i| (i * 7 % 253) as u8).collect();
-        let mut dst = vec![0u8; src.len() + 1];
-        for _ in 0..2 * EXPLORE_EVERY {
-            // SAFETY: in bounds of both vectors, distinct allocations.
-            unsafe { copy(src.as_ptr(), dst.as_mut_ptr().add(1), src.len()) };
-            assert!(dst[1..] == src[..] && dst[0] == 0);
-        }
-        assert!(COST_PS_PER_BYTE.iter().all(|c| c.load(Ordering::Relaxed) > 0), "both store types were measured");
+    fn frames_that_fit_the_cache_keep_ordinary_stores() {
+        assert_eq!(stores_for(1280 * 720 * 3, None), Stores::Cached);
+        assert_eq!(stores_for(1920 * 1080 * 3, None), Stores::Cached);
+        assert_eq!(stores_for(3840 * 2160 * 3, None), Stores::Streaming);
+        assert_eq!(stores_for(1920 * 1080 * 3, Some(Stores::Streaming)), Stores::Streaming);
+        assert_eq!(stores_for(3840 * 2160 * 3, Some(Stores::Cached)), Stores::Cached);
+        assert_eq!(stores_for(4096, Some(Stores::Streaming)), Stores::Cached, "a row of a flipped frame");
     }
 
     #[test]
-    fn each_store_type_is_tried_then_the_cheaper_wins_and_the_other_is_revisited() {
-        assert_eq!(choose(0, [0, 0]), Stores::Cached);
-        assert_eq!(choose(1, [500, 0]), Stores::Streaming);
-        assert_eq!(choose(2, [500, 300]), Stores::Streaming);
-        assert_eq!(choose(2, [300, 500]), Stores::Cached);
-        assert_eq!(choose(EXPLORE_EVERY - 1, [300, 500]), Stores::Streaming);
-        assert_eq!(choose(2 * EXPLORE_EVERY - 1, [500, 300]), Stores::Cached);
-    }
-
-    #[test]
-    fn an_outlier_moves_the_running_cost_by_at_most_an_eighth() {
-        assert_eq!(update(0, 400), 400);
-        assert_eq!(update(400, 400), 400);
-        assert_eq!(update(400, 1_000_000), 450);
-        assert_eq!(update(400, 0), 350);
-        // A lasting change is followed within a few dozen copies.
-        let mut c = 400;
-        for _ in 0..40 {
-            c = update(c, 1200);
-        }
-        assert!(c > 1150, "{c}");
+    fn the_environment_can_impose_a_store_type() {
+        assert_eq!(parse_forced(Some("cached")), Some(Stores::Cached));
+        assert_eq!(parse_forced(Some("streaming")), Some(Stores::Streaming));
+        assert_eq!(parse_forced(Some("auto")), None);
+        assert_eq!(parse_forced(None), None);
     }
 }
