@@ -96,9 +96,35 @@ pub type SharedMemoryImageStream = *mut StreamObject;
 
 /// Live streams by handle value. Ids are never reused, so a stale handle
 /// cannot name a newer stream.
-fn registry() -> MutexGuard<'static, HashMap<usize, Arc<StreamObject>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<usize, Arc<StreamObject>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner())
+type Streams = HashMap<usize, Arc<StreamObject>>;
+type Registry = Mutex<Streams>;
+
+fn registry_mutex() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        // SAFETY: registers plain extern "C" functions without preconditions.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_done), Some(fork_done)) };
+        Mutex::default()
+    })
+}
+
+fn registry() -> MutexGuard<'static, Streams> {
+    registry_mutex().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The registry, held by the forking thread across fork(), so the child
+    /// never inherits it locked by a thread that does not exist there.
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<MutexGuard<'static, Streams>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+extern "C" fn fork_prepare() {
+    let _ = catch_unwind(|| HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(registry())));
+}
+
+extern "C" fn fork_done() {
+    let _ = catch_unwind(|| HELD_ACROSS_FORK.with(|h| h.borrow_mut().take()));
 }
 
 /// Handle values: odd and high, so they never look like small ints or a
@@ -108,11 +134,15 @@ fn next_id() -> usize {
     0x5348_0001 + 2 * NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The stream behind a handle, usable in this process (not closed, not
+/// inherited across fork).
 fn lookup(stream: SharedMemoryImageStream) -> Result<Arc<StreamObject>, Code> {
     if stream.is_null() {
         return Err(Code::BadArgs);
     }
-    registry().get(&(stream as usize)).cloned().ok_or(Code::StaleHandle)
+    let obj = registry().get(&(stream as usize)).cloned().ok_or(Code::StaleHandle)?;
+    obj.stream.check_usable().map_err(|e| e.code())?;
+    Ok(obj)
 }
 
 impl StreamObject {

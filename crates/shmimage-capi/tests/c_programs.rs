@@ -515,3 +515,97 @@ fn install_script_and_pkg_config() {
     check_example_output(&serve_until_exit(&out, None));
     let _ = std::fs::remove_file(&out);
 }
+
+/// The misuse suite (tests/c/misuse.c): what careless C code does.
+fn misuse_program() -> PathBuf {
+    let flags = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-pthread"];
+    compile("misuse", &cc(), &flags, &["tests/c/misuse.c"], Link::Shared)
+}
+
+/// Runs one mode; the logs directory lives as long as the returned guard.
+fn misuse(mode: &str, file: &Path) -> (Running, tempfile::TempDir) {
+    let dir = logs();
+    let run =
+        spawn(dir.path(), &format!("misuse-{mode}"), None, &misuse_program(), &[OsStr::new(mode), file.as_os_str()]);
+    (run, dir)
+}
+
+/// Two reader threads and a producer on one stream: a locked frame never
+/// changes under its thread, no thread unlocks another's frame, and a
+/// destroy racing the other thread's calls answers STALE_HANDLE, not a crash.
+#[test]
+fn misuse_two_threads_on_one_stream() {
+    let file = StreamFile::for_frame(64, 32).unwrap();
+    let (run, _logs) = misuse("threads", file.path());
+    let out = run.finish();
+    assert!(out.contains("ok threads"), "{out}");
+}
+
+/// fork() with a client (background thread running) and a server: the child
+/// gets FORKED from every call, its destroy returns NOERROR silently (before:
+/// a Rust panic message and -1), and the parent's stream goes on.
+#[test]
+fn misuse_fork_leaves_the_parent_stream_alone() {
+    let file = StreamFile::for_frame(64, 32).unwrap();
+    let (run, _logs) = misuse("fork", file.path());
+    let err_path = run.err.clone();
+    let out = run.finish();
+    assert!(out.contains("ok fork"), "{out}");
+    let err = std::fs::read_to_string(err_path).unwrap();
+    assert!(err.is_empty(), "the child printed: {err}");
+}
+
+/// A second client while one is alive: refused with IMAGESTREAM_PEER_BUSY
+/// (before: accepted, taking over the first one's locked buffer); once the
+/// first is killed, its role is taken over (RECONNECTING).
+#[test]
+fn misuse_a_second_client_is_refused_until_the_first_dies() {
+    let file = StreamFile::for_frame(64, 32).unwrap();
+    let _server = Server::create(file.path(), ServerOptions::default()).unwrap();
+    let (mut holder, _logs) = misuse("hold", file.path());
+    holder.wait_for_output("READY");
+    let (second, _l2) = misuse("second", file.path());
+    let out = second.finish();
+    assert!(out.contains(&format!("code {}", Code::PeerBusy as i32)), "{out}");
+    match shmimage::Client::connect(file.path(), shmimage::ClientOptions::default()) {
+        Err(shmimage::Error::PeerBusy { pid, .. }) => assert_eq!(pid, Some(holder.child.id())),
+        other => panic!("{other:?}"),
+    }
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    let (second, _l3) = misuse("second", file.path());
+    let out = second.finish();
+    assert!(out.contains(&format!("code {}", Code::Reconnecting as i32)), "{out}");
+}
+
+/// Hostile header writes from another process while both ends run in the C
+/// program: every answer is a known code, every locked frame is readable in
+/// full, nothing crashes.
+#[test]
+fn misuse_hostile_header_writes_while_both_ends_run() {
+    use std::os::unix::fs::FileExt;
+    let file = StreamFile::for_frame(64, 32).unwrap();
+    let len = std::fs::metadata(file.path()).unwrap().len();
+    let layout = shmimage::layout::Layout::for_file_len(len).unwrap();
+    let (mut run, _logs) = misuse("hostile", file.path());
+    run.wait_for_output("READY");
+    let attacker = std::fs::OpenOptions::new().write(true).open(file.path()).unwrap();
+    let mut x: u32 = 0x1234_5678;
+    while !run.exited() {
+        // xorshift: a different field and value each time.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let at = layout.header_offset((x & 1) as usize) + u64::from((x >> 1) % 6) * 4;
+        let v = match (x >> 4) % 4 {
+            0 => (x >> 8) % 6,
+            1 => x >> 8,
+            2 => 64,
+            _ => u32::MAX,
+        };
+        let _ = attacker.write_at(&v.to_le_bytes(), at);
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let out = run.finish();
+    assert!(out.contains("ok hostile"), "{out}");
+}

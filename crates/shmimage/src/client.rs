@@ -19,7 +19,7 @@ use crate::futex;
 use crate::layout::{is_newer, Band};
 use crate::liveness::{self, Liveness, PeerWatch};
 use crate::mapping::Mapping;
-use crate::state::{BufferState, Role, Transition};
+use crate::state::{self, BufferState, LockChoice, Role, Transition};
 
 mod pair;
 
@@ -272,6 +272,13 @@ impl Client {
         matches!(self.inner.map().check_intact(), Err(Error::FileTruncated { .. }))
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close; else Ok.
+    /// Every call makes this check first; faces use it to answer before
+    /// consulting state of their own.
+    pub fn check_usable(&self) -> Result<()> {
+        self.inner.ep.check()
+    }
+
     /// True once [`Client::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.inner.ep.is_closed()
@@ -347,11 +354,18 @@ impl Client {
             // and this read, so both can hold a whole frame here: take the
             // newer and give the older back, or the next lock would return a
             // frame older than this one.
-            let mut whole = [0, 1].map(|i| (s[i] == CLIENT).then(|| asm.whole_frame(map, i)).flatten());
-            if let [Some(a), Some(b)] = whole {
-                whole[asm.drop_older(map, [a, b])] = None;
-            }
-            let in_place = (0..2).find_map(|i| whole[i].map(|b| (i, b)));
+            // A buffer a live Frame holds is never a candidate, whatever its
+            // word says now (a hostile process may have flipped it to CLIENT).
+            let whole = [0, 1].map(|i| (s[i] == CLIENT && !asm.held[i]).then(|| asm.whole_frame(map, i)).flatten());
+            let numbers = whole.map(|b| b.map_or(0, |b| b.frame_number));
+            let in_place = match state::lock_choice(whole.map(|b| b.is_some()), numbers) {
+                LockChoice::Nothing => None,
+                LockChoice::Lock(i) => whole[i].map(|b| (i, b)),
+                LockChoice::ReleaseThenLock { release, lock } => {
+                    asm.drop_stale(map, release);
+                    whole[lock].map(|b| (lock, b))
+                }
+            };
             let assembled = asm.complete.as_ref().map(|c| c.info.number);
             let take_assembled = match (in_place, assembled) {
                 (None, None) => return Err(Error::NoFrameAvailable),
@@ -380,9 +394,9 @@ impl Client {
                 // buffer, so it is still there now; give it back, or the next
                 // lock would return a frame older than this one.
                 let o = 1 - i;
-                if map.state_word(o).load(Ordering::Acquire) == CLIENT {
+                if !asm.held[o] && map.state_word(o).load(Ordering::Acquire) == CLIENT {
                     if let Some(ob) = asm.whole_frame(map, o) {
-                        if is_newer(b.frame_number, ob.frame_number) {
+                        if state::is_stale(b.frame_number, ob.frame_number) {
                             asm.drop_stale(map, o);
                         }
                     }
@@ -454,6 +468,7 @@ impl Client {
             // The monitor thread does not exist here: forget its handle, and
             // leave the parent's stream as it is.
             std::mem::forget(monitor);
+            inner.map().let_go_in_child();
             return;
         }
         if let Some(h) = monitor {
@@ -558,12 +573,12 @@ impl Frame {
     }
 
     fn check_buffer(&self, index: usize, generation: u64) -> Result<()> {
-        if self.inner.generation[index].load(Ordering::Acquire) != generation {
-            return Err(Error::Closed);
-        }
-        // A server that reset the file (a restart after ours died) owns
-        // this buffer now and may write it.
-        if self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED {
+        // Not closed (checked by the caller), yet over: a server that reset
+        // the file (a restart after ours died) owns this buffer now and may
+        // write it; the client reconnected, or is about to.
+        if self.inner.generation[index].load(Ordering::Acquire) != generation
+            || self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED
+        {
             return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
         }
         Ok(())
@@ -650,7 +665,7 @@ impl Frame {
             Kind::Pair { generation, .. } => {
                 let mut asm = self.inner.asm();
                 if (0..2).any(|i| self.inner.generation[i].load(Ordering::Acquire) != generation[i]) {
-                    return Err(Error::Closed);
+                    return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
                 }
                 for i in 0..2 {
                     self.inner.generation[i].fetch_add(1, Ordering::AcqRel);
@@ -661,7 +676,7 @@ impl Frame {
             Kind::InPlace { index, generation } => {
                 let mut asm = self.inner.asm();
                 if self.inner.generation[index].load(Ordering::Acquire) != generation {
-                    return Err(Error::Closed);
+                    return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
                 }
                 self.inner.generation[index].fetch_add(1, Ordering::AcqRel);
                 asm.held[index] = false;
@@ -737,7 +752,7 @@ impl Assembler {
     /// Of two whole frames waiting in place, give the older back; returns
     /// the buffer that was freed.
     fn drop_older(&mut self, map: &Mapping, frames: [Band; 2]) -> usize {
-        let older = usize::from(is_newer(frames[0].frame_number, frames[1].frame_number));
+        let older = state::older_frame([frames[0].frame_number, frames[1].frame_number]);
         self.drop_stale(map, older);
         older
     }
@@ -801,7 +816,7 @@ impl Assembler {
             }
             let mut bands = [None, None];
             for i in 0..2 {
-                if s[i] == CLIENT {
+                if s[i] == CLIENT && !self.held[i] {
                     bands[i] = self.band(map, i);
                 }
             }

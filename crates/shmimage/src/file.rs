@@ -78,6 +78,25 @@ fn available_at(dir: &Path) -> Option<u64> {
     rustix::fs::statvfs(dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
+/// Reserve the pages of `file`'s first `len` bytes (its whole length), so a
+/// full file system is NO_SPACE now rather than a fault at some later frame.
+/// A file system without `fallocate` is left as it is (sparse).
+pub(crate) fn reserve(file: &File, path: &Path, len: u64) -> Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+            file.set_len(len).map_err(|e| Error::open(path, e))
+        }
+        Err(rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG) => Err(Error::NoSpace {
+            path: path.to_owned(),
+            needed: len,
+            available: available_bytes(file),
+            source: Some(io::Error::from_raw_os_error(libc::ENOSPC)),
+        }),
+        Err(e) => Err(Error::open(path, e.into())),
+    }
+}
+
 /// Create the file and reserve its pages, so a full file system is an error
 /// now (NoSpace) rather than a SIGBUS or a zero page at the first frame. The
 /// size is checked against the free space before anything is created, and a
@@ -104,17 +123,7 @@ fn create_file(path: &Path, len: u64) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| Error::open(path, e))?;
-    let reserved = match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        // A file system without fallocate: a sparse file, as before.
-        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
-            f.set_len(len).map_err(|e| Error::open(path, e))
-        }
-        Err(rustix::io::Errno::NOSPC | rustix::io::Errno::FBIG) => {
-            Err(no_space(available_bytes(&f), Some(io::Error::from_raw_os_error(libc::ENOSPC))))
-        }
-        Err(e) => Err(Error::open(path, e.into())),
-    };
+    let reserved = reserve(&f, path, len);
     if let Err(e) = reserved {
         drop(f);
         let _ = std::fs::remove_file(path);

@@ -37,6 +37,121 @@ impl BufferView {
     pub fn state(&self) -> Option<BufferState> {
         BufferState::from_word(self.state_word)
     }
+
+    /// The state's spec name, or `INVALID(0x...)` for a word that is none.
+    pub fn state_name(&self) -> String {
+        match self.state() {
+            Some(s) => s.name().to_owned(),
+            None => format!("INVALID({:#010x})", self.state_word),
+        }
+    }
+
+    /// What the header describes, in words: a whole frame, a band of one,
+    /// an unused header, or why it is not a valid band.
+    pub fn describe(&self) -> String {
+        let h = self.header;
+        match self.band {
+            Ok(band) if band.is_whole_frame() => {
+                format!("frame {} {}x{}, whole frame ({} bytes)", h.frame_number, h.width, h.height, band.payload_len())
+            }
+            Ok(band) => format!(
+                "frame {} {}x{}, band: rows {}..{} of {}",
+                h.frame_number,
+                h.width,
+                h.height,
+                band.first_row,
+                u64::from(band.first_row) + u64::from(band.rows),
+                h.height
+            ),
+            Err(_) if h == Header::default() => "empty (all fields 0)".to_owned(),
+            Err(c) => format!(
+                "not a valid band: frame {} {}x{} offset {} num_scanlines {} ({})",
+                h.frame_number,
+                h.width,
+                h.height,
+                h.offset,
+                h.num_scanlines,
+                c.describe()
+            ),
+        }
+    }
+}
+
+/// What the states and liveness locks of a stream file mean together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Diagnosis {
+    /// A state word is not a state (0..=4).
+    Corrupt,
+    /// Both headers all zero and no peer: a new file no server opened yet.
+    Blank,
+    /// Both headers all zero, but a peer has the file open.
+    BlankButOpen,
+    /// A server runs and waits for a client (INIT).
+    WaitingForClient,
+    /// A client is open on an unconnected stream (INIT) with no server.
+    ClientWithoutServer,
+    /// Unconnected (INIT), nobody running.
+    Idle,
+    /// Server and client connected.
+    Streaming {
+        /// Frames waiting for the client (CLIENT buffers).
+        queued: u8,
+        /// Buffers the client holds locked.
+        locked: u8,
+    },
+    /// A client is connected but no server runs (it exited or has not started).
+    ServerGone,
+    /// A server runs; the client that connected is gone.
+    ClientGone,
+    /// Last used by a server and client that are both gone.
+    Abandoned,
+}
+
+impl std::fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Diagnosis::Corrupt => {
+                f.write_str("corrupt: a state word is not a state (0..4); a connecting client resets it")
+            }
+            Diagnosis::Blank => f.write_str("blank: a new file that no server has opened yet"),
+            Diagnosis::BlankButOpen => f.write_str("blank headers, but a peer has the file open"),
+            Diagnosis::WaitingForClient => f.write_str("server waiting for a client (INIT)"),
+            Diagnosis::ClientWithoutServer => {
+                f.write_str("client open, but the stream is unconnected (INIT) and no server runs")
+            }
+            Diagnosis::Idle => f.write_str("idle: unconnected (INIT), no server or client running"),
+            Diagnosis::Streaming { queued, locked } => {
+                write!(f, "streaming: server and client connected; {queued} frame(s) waiting")?;
+                match locked {
+                    0 => Ok(()),
+                    1 => f.write_str(", one locked by the client"),
+                    n => write!(f, ", {n} locked by the client"),
+                }
+            }
+            Diagnosis::ServerGone => f.write_str("client connected; no server running (it exited or has not started)"),
+            Diagnosis::ClientGone => f.write_str("server running; the client that connected is gone"),
+            Diagnosis::Abandoned => f.write_str("idle: last used by a server and client that are both gone"),
+        }
+    }
+}
+
+impl Diagnosis {
+    /// A short stable name for scripts (`--json`), e.g. `streaming`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Diagnosis::Corrupt => "corrupt",
+            Diagnosis::Blank => "blank",
+            Diagnosis::BlankButOpen => "blank-but-open",
+            Diagnosis::WaitingForClient => "waiting-for-client",
+            Diagnosis::ClientWithoutServer => "client-without-server",
+            Diagnosis::Idle => "idle",
+            Diagnosis::Streaming { .. } => "streaming",
+            Diagnosis::ServerGone => "server-gone",
+            Diagnosis::ClientGone => "client-gone",
+            Diagnosis::Abandoned => "abandoned",
+        }
+    }
 }
 
 /// A snapshot of a stream file.
@@ -55,6 +170,12 @@ pub struct Inspection {
     pub server_alive: Option<bool>,
     /// The same for a client.
     pub client_alive: Option<bool>,
+    /// The live server's process id, when its pid tag is readable (see
+    /// docs/protocol.md: the tag can be missing; `None` then, or when no
+    /// server runs).
+    pub server_pid: Option<u32>,
+    /// The same for the client.
+    pub client_pid: Option<u32>,
 }
 
 impl Inspection {
@@ -62,6 +183,29 @@ impl Inspection {
     /// has opened yet (a server resets the states to INIT, which is 4).
     pub fn is_blank(&self) -> bool {
         self.buffers.iter().all(|b| b.state_word == 0 && b.header == Header::default())
+    }
+
+    /// What the states and the liveness locks mean together.
+    pub fn diagnose(&self) -> Diagnosis {
+        use BufferState as S;
+        let states = self.buffers.map(|b| b.state());
+        let (server, client) = (self.server_alive == Some(true), self.client_alive == Some(true));
+        if states.iter().any(Option::is_none) {
+            return Diagnosis::Corrupt;
+        }
+        if self.is_blank() {
+            return if server || client { Diagnosis::BlankButOpen } else { Diagnosis::Blank };
+        }
+        let count = |s: S| states.iter().filter(|x| **x == Some(s)).count() as u8;
+        match (count(S::Init) > 0, server, client) {
+            (true, true, _) => Diagnosis::WaitingForClient,
+            (true, false, true) => Diagnosis::ClientWithoutServer,
+            (true, false, false) => Diagnosis::Idle,
+            (false, true, true) => Diagnosis::Streaming { queued: count(S::Client), locked: count(S::ClientLocked) },
+            (false, false, true) => Diagnosis::ServerGone,
+            (false, true, false) => Diagnosis::ClientGone,
+            (false, false, false) => Diagnosis::Abandoned,
+        }
     }
 }
 
@@ -113,6 +257,8 @@ impl Inspector {
             buffers,
             server_alive: liveness::probe(&self.file, Role::Server),
             client_alive: liveness::probe(&self.file, Role::Client),
+            server_pid: liveness::holder_pid(&self.file, Role::Server),
+            client_pid: liveness::holder_pid(&self.file, Role::Client),
         })
     }
 }
@@ -159,18 +305,23 @@ mod tests {
         assert_eq!(snap.layout.file_len(), 4096);
         assert_eq!(snap.server_alive, Some(false));
         assert_eq!(snap.client_alive, Some(false));
+        assert_eq!(snap.diagnose(), Diagnosis::Blank);
         assert_eq!(snap.buffers[1].header_offset, 24 + snap.layout.capacity());
 
         let server = Server::create(f.path(), ServerOptions::default()).unwrap();
         let snap = inspect(f.path()).unwrap();
         assert_eq!(snap.buffers.map(|b| b.state()), [Some(BufferState::Init); 2]);
         assert_eq!((snap.server_alive, snap.client_alive), (Some(true), Some(false)));
+        assert_eq!(snap.diagnose(), Diagnosis::WaitingForClient);
 
         let client = Client::connect(f.path(), ClientOptions { monitor_thread: false, ..Default::default() }).unwrap();
         server.put_frame(9, 4, 2, &[7u8; 24]).unwrap();
         let snap = inspect(f.path()).unwrap();
         assert_eq!((snap.server_alive, snap.client_alive), (Some(true), Some(true)));
         let sent = snap.buffers.iter().find(|b| b.state() == Some(BufferState::Client)).unwrap();
+        assert!(sent.describe().contains("frame 9 4x2, whole frame"), "{}", sent.describe());
+        assert_eq!(snap.diagnose(), Diagnosis::Streaming { queued: 1, locked: 0 });
+        assert!(snap.diagnose().to_string().contains("1 frame(s) waiting"));
         let band = sent.band.unwrap();
         assert_eq!((band.frame_number, band.width, band.height, band.rows), (9, 4, 2, 2));
         drop(client);
@@ -184,7 +335,9 @@ mod tests {
         let f = StreamFile::with_len(64).unwrap();
         std::fs::write(f.path(), [0xA5u8; 64]).unwrap();
         let snap = inspect(f.path()).unwrap();
+        assert_eq!(snap.diagnose(), Diagnosis::Corrupt);
         for b in snap.buffers {
+            assert!(b.state_name().starts_with("INVALID(") && b.describe().starts_with("not a valid band"));
             assert_eq!(b.state(), None);
             assert_eq!(b.state_word, 0xA5A5_A5A5);
             assert!(b.band.is_err());

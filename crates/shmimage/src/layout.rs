@@ -79,6 +79,40 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Bands a `width` x `height` frame travels in (1: read in place, no
+    /// copy); `None` when not even one row fits or a side is zero.
+    pub fn bands_for_frame(&self, width: u32, height: u32) -> Option<u64> {
+        if height == 0 {
+            return None;
+        }
+        Some(u64::from(height).div_ceil(self.rows_per_band(width)?))
+    }
+
+    /// True when a whole `width` x `height` frame fits in one buffer (a loan
+    /// can carry it; a client reads it in place).
+    pub fn fits_one_band(&self, width: u32, height: u32) -> bool {
+        frame_bytes(width, height).is_some_and(|b| b <= self.capacity)
+    }
+
+    /// Whole pixels of one buffer (`n / 3`), for display.
+    pub fn pixels_per_buffer(&self) -> u64 {
+        self.capacity / BYTES_PER_PIXEL
+    }
+}
+
+impl Corrupt {
+    /// Why the header was rejected, in words.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Corrupt::ZeroSize => "width, height or num_scanlines is 0",
+            Corrupt::RowsOutsideFrame => "offset + num_scanlines exceeds height",
+            Corrupt::BandExceedsBuffer => "the rows do not fit in the buffer",
+            Corrupt::FrameExceedsLimit => "the frame is larger than a client will assemble",
+        }
+    }
+}
+
 /// Bytes of one row of `width` RGB pixels; `None` for width 0.
 pub fn row_bytes(width: u32) -> Option<u64> {
     (width > 0).then(|| u64::from(width) * BYTES_PER_PIXEL)
@@ -242,6 +276,10 @@ mod tests {
         let rows = l.rows_per_band(3840).unwrap();
         assert_eq!(rows, 1137);
         assert_eq!(2160u64.div_ceil(rows), 2);
+        assert_eq!(l.bands_for_frame(3840, 2160), Some(2));
+        assert_eq!(l.bands_for_frame(1920, 1080), Some(1));
+        assert!(l.fits_one_band(1920, 1080) && !l.fits_one_band(3840, 2160));
+        assert!(!l.fits_one_band(0, 1));
         assert_eq!(l.rows_per_band(0), None);
         let tiny = Layout::for_file_len(64).unwrap();
         assert_eq!(tiny.rows_per_band(3), None, "9 bytes do not fit in 8");

@@ -36,7 +36,7 @@ pub use endpoint::Canceller;
 pub use error::{errorstring, Code, Error, Result};
 pub use file::StreamFile;
 pub use futex::POLL_SLICE;
-pub use inspect::{inspect, BufferView, Inspection, Inspector};
+pub use inspect::{inspect, BufferView, Diagnosis, Inspection, Inspector};
 pub use liveness::Liveness;
 pub use server::{Loan, Server, ServerOptions, ServerStats};
 pub use state::Role;

@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -153,6 +154,26 @@ impl Mapping {
         };
         if r == libc::MAP_FAILED {
             tracing::warn!(path = %self.path.display(), "cannot detach the mapping at close");
+        }
+    }
+
+    /// In a fork child, let go of the parent's stream without touching it:
+    /// detach the pages (the mapping holds a reference to the open file
+    /// description) and point our descriptor at /dev/null (so does the fd).
+    /// Both are this process's own tables; the parent's liveness lock, which
+    /// lives on that shared open file description, then no longer depends on
+    /// this child staying alive.
+    pub(crate) fn let_go_in_child(&self) {
+        self.detach();
+        // SAFETY: plain syscalls on descriptors this object owns; dup3 swaps
+        // what `self.file`'s number refers to atomically, so the later close
+        // on drop closes /dev/null instead.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup3(null, self.file.as_raw_fd(), libc::O_CLOEXEC);
+                libc::close(null);
+            }
         }
     }
 

@@ -111,6 +111,13 @@ impl Server {
             pid,
         })?;
         map.check_intact()?;
+        // A file made elsewhere may be sparse: reserve its pages now, so a
+        // full file system is NO_SPACE here and not a fault at some frame.
+        // (Already-reserved pages cost nothing.)
+        if let Err(e @ Error::NoSpace { .. }) = crate::file::reserve(map.file(), path, map.layout().file_len()) {
+            liveness::release(map.file(), Role::Server);
+            return Err(e);
+        }
         for i in 0..2 {
             map.write_header(i, &Header::default());
             map.store_state(i, BufferState::Init);
@@ -150,6 +157,13 @@ impl Server {
         self.inner.map().states().contains(&INIT)
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close; else Ok.
+    /// Every call makes this check first; faces use it to answer before
+    /// consulting state of their own.
+    pub fn check_usable(&self) -> Result<()> {
+        self.inner.ep.check()
+    }
+
     /// True once [`Server::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.inner.ep.is_closed()
@@ -176,7 +190,9 @@ impl Server {
             return;
         }
         if inner.ep.in_fork_child() {
-            return; // the parent's stream: touch nothing shared
+            // The parent's stream: touch nothing shared, only let go of it.
+            inner.map().let_go_in_child();
+            return;
         }
         // Waits were woken by mark_closed; an operation in progress (a band
         // wait included) sees the flag and returns, releasing the mutex.

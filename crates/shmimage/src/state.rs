@@ -159,6 +159,49 @@ pub fn pick_free(states: [u32; 2], last_written: [u64; 2]) -> Option<usize> {
     (0..2).filter(|&i| states[i] == BufferState::Server.word()).min_by_key(|&i| last_written[i])
 }
 
+/// Of two buffers holding whole frames numbered `numbers`, the one holding
+/// the older frame (which the client gives back). Serial-number order, so it
+/// survives wrap-around.
+pub fn older_frame(numbers: [u32; 2]) -> usize {
+    usize::from(crate::layout::is_newer(numbers[0], numbers[1]))
+}
+
+/// What a client's lock does with the whole frames waiting for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockChoice {
+    /// No whole frame waits.
+    Nothing,
+    /// Lock this buffer.
+    Lock(usize),
+    /// Both hold whole frames: give `release` back (the older), lock `lock`.
+    ReleaseThenLock {
+        /// The buffer with the older frame.
+        release: usize,
+        /// The buffer with the newer frame.
+        lock: usize,
+    },
+}
+
+/// The lock decision: `whole[i]` says buffer i is CLIENT with a valid whole
+/// frame, numbered `numbers[i]`.
+pub fn lock_choice(whole: [bool; 2], numbers: [u32; 2]) -> LockChoice {
+    match whole {
+        [false, false] => LockChoice::Nothing,
+        [true, false] => LockChoice::Lock(0),
+        [false, true] => LockChoice::Lock(1),
+        [true, true] => {
+            let release = older_frame(numbers);
+            LockChoice::ReleaseThenLock { release, lock: 1 - release }
+        }
+    }
+}
+
+/// After locking frame `locked`, a whole frame `other` found in the other
+/// buffer is stale (older) and goes back to the server.
+pub fn is_stale(locked: u32, other: u32) -> bool {
+    crate::layout::is_newer(locked, other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +279,19 @@ mod tests {
         }
         assert!(Transition::TakeOver.allowed_from(None));
         assert!(!Transition::Lock.allowed_from(None));
+    }
+
+    #[test]
+    fn decisions_take_the_newest_and_the_least_recently_written() {
+        let (s, c) = (BufferState::Server.word(), BufferState::Client.word());
+        assert_eq!(pick_free([s, s], [5, 3]), Some(1));
+        assert_eq!(pick_free([c, s], [0, 9]), Some(1));
+        assert_eq!(pick_free([c, c], [0, 0]), None);
+        assert_eq!(lock_choice([false, false], [0, 0]), LockChoice::Nothing);
+        assert_eq!(lock_choice([false, true], [9, 1]), LockChoice::Lock(1));
+        assert_eq!(lock_choice([true, true], [7, 8]), LockChoice::ReleaseThenLock { release: 0, lock: 1 });
+        // Across the wrap: 0 follows u32::MAX.
+        assert_eq!(lock_choice([true, true], [0, u32::MAX]), LockChoice::ReleaseThenLock { release: 1, lock: 0 });
+        assert!(is_stale(3, 2) && !is_stale(2, 3));
     }
 }

@@ -73,6 +73,14 @@ impl Stream {
         self.client()?.wait_frame(timeout)
     }
 
+    /// `Err(Forked)` in a fork child, `Err(Closed)` after close.
+    pub fn check_usable(&self) -> Result<()> {
+        match self {
+            Stream::Server(s) => s.check_usable(),
+            Stream::Client(c) => c.check_usable(),
+        }
+    }
+
     /// Close either role (see [`Server::close`], [`Client::close`]).
     pub fn close(&self) {
         match self {

@@ -92,7 +92,7 @@ proptest! {
                         // Touch every byte: an out-of-bounds slice would fault here.
                         let _sum: u64 = px.iter().map(|&b| u64::from(b)).sum();
                         held.push(fr);
-                        prop_assert!(held.iter().filter(|f| f.info().in_place).count() <= 2);
+                        prop_assert!(held.iter().filter(|f| f.info().in_place && f.is_valid()).count() <= 2);
                     }
                 }
                 Op::Unlock => {
@@ -104,7 +104,7 @@ proptest! {
                     if let Ok(fr) = client.wait_frame(Some(Duration::from_millis(2))) {
                         prop_assert!(fr.pixels().is_ok());
                         held.push(fr);
-                        prop_assert!(held.iter().filter(|f| f.info().in_place).count() <= 2);
+                        prop_assert!(held.iter().filter(|f| f.info().in_place && f.is_valid()).count() <= 2);
                     }
                 }
                 Op::LoanCommit { w, h } => {

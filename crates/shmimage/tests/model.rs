@@ -2,6 +2,13 @@
 //! client thread over two state words, every interleaving of their atomic
 //! steps explored (depth-first, with a visited set), no file and no timing.
 //!
+//! The decisions are the engine's own code, called here: which free buffer
+//! the server takes (`state::pick_free`), which frame a lock takes and which
+//! it gives back (`state::lock_choice`, `state::older_frame`), when a frame
+//! left beside a locked one is stale (`state::is_stale`), and every state
+//! change (`Transition::allowed_from` / `to`). What remains modelled by hand
+//! is the order of the atomic steps around them.
+//!
 //! Modelled, step by step as the engine does it (server.rs, client.rs):
 //! - server `put_frame` of one-band frames: load both states, take the least
 //!   recently written SERVER buffer by CAS (Take), write the header, publish
@@ -27,7 +34,7 @@
 
 use std::collections::HashSet;
 
-use shmimage::state::{BufferState, Transition};
+use shmimage::state::{self, BufferState, LockChoice, Transition};
 
 const SERVER: u8 = BufferState::Server as u8;
 const SERVER_LOCKED: u8 = BufferState::ServerLocked as u8;
@@ -131,17 +138,15 @@ fn cas(st: &mut State, i: u8, from: u8, t: Transition) -> Result<bool, String> {
     }
 }
 
-fn newer(a: u8, b: u8) -> bool {
-    a > b
+/// The header numbers as the engine's decision functions take them.
+fn numbers(st: &State) -> [u32; 2] {
+    st.number.map(u32::from)
 }
 
-/// Of two buffers holding whole frames, the one with the older frame.
+/// Of two buffers holding whole frames, the one with the older frame: the
+/// engine's own choice (`state::older_frame`).
 fn older(st: &State) -> u8 {
-    if newer(st.number[0], st.number[1]) {
-        1
-    } else {
-        0
-    }
+    state::older_frame(numbers(st)) as u8
 }
 
 fn server_step(st: &State, cfg: Config) -> Result<Vec<State>, String> {
@@ -155,16 +160,11 @@ fn server_step(st: &State, cfg: Config) -> Result<Vec<State>, String> {
         }
         S_LOAD1 => {
             n.s.snap[1] = st.word[1];
-            let free: Vec<u8> = (0..2).filter(|&i| n.s.snap[i as usize] == SERVER).collect();
-            // Least recently written first: not the one written last.
-            let pick = match free.as_slice() {
-                [] => None,
-                [one] => Some(*one),
-                _ => Some(1 - s.last),
-            };
-            match pick {
+            // The engine's own choice: the least recently written free buffer.
+            let last_written = [u64::from(s.last == 0), u64::from(s.last == 1)];
+            match state::pick_free(n.s.snap.map(u32::from), last_written) {
                 Some(i) => {
-                    n.s.idx = i;
+                    n.s.idx = i as u8;
                     n.s.pc = S_TAKE;
                 }
                 None => n.s.pc = S_WSNAP0,
@@ -274,15 +274,18 @@ fn client_step(st: &State, cfg: Config) -> Result<Vec<State>, String> {
         }
         C_L1 => {
             n.c.snap[1] = st.word[1];
-            let whole: Vec<u8> = (0..2).filter(|&i| n.c.snap[i as usize] == CLIENT).collect();
-            match whole.as_slice() {
-                [] => n.c.pc = C_SLEEP,
-                [one] => {
-                    n.c.idx = *one;
+            // The engine's own decision (`state::lock_choice`); the headers of
+            // CLIENT buffers are stable, as the client owns them.
+            let whole = n.c.snap.map(|w| w == CLIENT);
+            match state::lock_choice(whole, numbers(st)) {
+                LockChoice::Nothing => n.c.pc = C_SLEEP,
+                LockChoice::Lock(i) => {
+                    n.c.idx = i as u8;
                     n.c.pc = C_LOCK;
                 }
-                _ if cfg.lock_newest => n.c.pc = C_LRELEASE,
-                _ => {
+                LockChoice::ReleaseThenLock { .. } if cfg.lock_newest => n.c.pc = C_LRELEASE,
+                // The mutation the checker must catch: lock without dropping the older.
+                LockChoice::ReleaseThenLock { .. } => {
                     n.c.idx = 0;
                     n.c.pc = C_LOCK;
                 }
@@ -312,7 +315,8 @@ fn client_step(st: &State, cfg: Config) -> Result<Vec<State>, String> {
         }
         C_OTHER => {
             let o = 1 - c.idx;
-            let stale = st.word[o as usize] == CLIENT && newer(c.last_locked, st.number[o as usize]);
+            let stale = st.word[o as usize] == CLIENT
+                && state::is_stale(u32::from(c.last_locked), u32::from(st.number[o as usize]));
             n.c.pc = if stale { C_ORELEASE } else { C_READ };
         }
         C_ORELEASE => {

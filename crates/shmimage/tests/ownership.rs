@@ -75,6 +75,26 @@ fn child_role() {
     match role.as_str() {
         "server" => _server = Server::create(&path, ServerOptions::default()).unwrap(),
         "client" => _client = Client::connect(&path, ClientOptions::default()).unwrap(),
+        // A client process (monitor thread running) that forks a worker:
+        // the worker drops the stream it inherited and lives on. The worker
+        // writes with write(2): after fork() in a threaded process, std's
+        // stdout lock may be held by a thread that does not exist there.
+        "client-forks" => {
+            _client = Client::connect(&path, ClientOptions::default()).unwrap();
+            // READY before the fork, so it precedes the worker's line.
+            println!("READY");
+            // SAFETY: the child only drops engine objects, writes and sleeps.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                drop(_client);
+                let line = format!("WORKER {}\n", std::process::id());
+                // SAFETY: a valid buffer of that length.
+                unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
         other => panic!("unknown role {other}"),
     }
     println!("READY");
@@ -159,6 +179,8 @@ fn a_second_live_peer_is_refused_with_its_pid_and_a_dead_ones_role_is_taken_over
         let text = e.to_string();
         assert!(text.contains(&role.to_string()) && text.contains(&pid.to_string()), "{text}");
     }
+    let snap = shmimage::inspect(f.path()).unwrap();
+    assert_eq!((snap.server_pid, snap.client_pid), (Some(server.child.id()), Some(client.child.id())));
     client.kill9();
     let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
     assert!(c.reconnected(), "a dead client's role is taken over");
@@ -274,9 +296,15 @@ fn two_threads_on_one_client_never_see_another_frames_pixels() {
 /// the parent's stream.
 #[test]
 fn a_fork_child_finds_its_streams_inert_and_leaves_the_parents_alone() {
+    for monitor_thread in [true, false] {
+        fork_once(ClientOptions { monitor_thread, ..Default::default() });
+    }
+}
+
+fn fork_once(options: ClientOptions) {
     let f = StreamFile::for_frame(8, 8).unwrap();
     let s = Server::create(f.path(), ServerOptions::default()).unwrap();
-    let c = Client::connect(f.path(), ClientOptions::default()).unwrap();
+    let c = Client::connect(f.path(), options).unwrap();
     s.put_frame(1, 8, 8, &[1; 192]).unwrap();
     let held = c.wait_frame(Some(HANG)).unwrap();
     // SAFETY: the child only calls the engine and _exit; the engine's fork
@@ -302,6 +330,27 @@ fn a_fork_child_finds_its_streams_inert_and_leaves_the_parents_alone() {
     drop(held);
     s.put_frame(3, 8, 8, &[3; 192]).expect("the parent's stream is still connected");
     assert_eq!(c.wait_frame(Some(HANG)).unwrap().number(), 3);
+}
+
+/// Case 4: a worker forked from a client (its monitor thread running) and
+/// still alive does not keep the dead client's role: when it drops the stream
+/// it inherited, it lets go of the descriptor and the mapping (the monitor's
+/// share of the stream can never be dropped in the child, where that thread
+/// does not exist). A new client takes over.
+#[test]
+fn a_forked_worker_does_not_keep_a_dead_clients_role() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let _s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let mut client = Peer::spawn("client-forks", f.path());
+    let worker: i32 = client.expect("WORKER").parse().unwrap();
+    let e = Client::connect(f.path(), no_thread()).unwrap_err();
+    assert_eq!(e.code(), Code::PeerBusy);
+    client.kill9();
+    let taken = Client::connect(f.path(), no_thread());
+    // SAFETY: ends the worker this test started (through the peer).
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let c = taken.unwrap_or_else(|e| panic!("the worker kept the dead client's role: {e}"));
+    assert!(c.reconnected());
 }
 
 /// Case 6: a file grown while a server has it open is reported to both
@@ -356,4 +405,121 @@ fn os_errors_keep_their_kind() {
     let e = Client::connect(dir.path(), no_thread()).unwrap_err();
     assert!(e.to_string().contains("directory"), "{e}");
     let _ = HEADER_SIZE;
+}
+
+/// A small tmpfs of our own (needs the right to mount, i.e. root; elsewhere
+/// the test prints a NOTICE and checks nothing), unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount(bytes: u64) -> Option<SmallTmpfs> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={bytes},mode=0700")).unwrap();
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let r = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, opts.as_ptr().cast()) };
+        if r != 0 {
+            // Not root (or no mount rights in this container): say so loudly.
+            eprintln!(
+                "NOTICE: cannot mount a tmpfs ({}); the full-file-system test is skipped",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(SmallTmpfs { dir })
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let target = CString::new(self.dir.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; MNT_DETACH never blocks.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Case 6: a full tmpfs is NO_SPACE at once, naming the sizes, and never a
+/// truncation: creating a file that cannot fit leaves nothing; a server on a
+/// sparse file that cannot get its pages is refused at start; a client that
+/// faults on a page the file system cannot supply says "no space".
+#[test]
+fn a_full_file_system_is_no_space_never_a_truncation() {
+    let Some(fs) = SmallTmpfs::mount(1 << 20) else { return };
+    let dir = fs.dir.path();
+    // Too large for the file system: refused before anything exists.
+    let e = StreamFile::create_at(dir.join("big.shm"), 4 << 20).unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(e.to_string().contains(&(4u64 << 20).to_string()), "{e}");
+    assert!(!dir.join("big.shm").exists());
+    // A sparse file (made by another tool), then the file system fills up.
+    let sparse = dir.join("sparse.shm");
+    std::fs::File::create(&sparse).unwrap().set_len(256 << 10).unwrap();
+    let filler = dir.join("filler");
+    let mut w = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![1u8; 64 << 10];
+    while std::io::Write::write_all(&mut w, &chunk).is_ok() {}
+    drop(w);
+    let e = Server::create(&sparse, ServerOptions::default()).unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(!e.to_string().contains("truncat"), "{e}");
+    // A client on it faults on its first state change: repaired by the SIGBUS
+    // guard and reported as no space, the file having its full size.
+    let c = Client::connect(&sparse, no_thread()).unwrap_or_else(|e| panic!("{e}"));
+    let e = c.lock().unwrap_err();
+    assert_eq!(e.code(), Code::NoSpace, "{e}");
+    assert!(!c.file_truncated());
+    drop(c);
+    std::fs::remove_file(&filler).unwrap();
+}
+
+/// A frame held across a server restart is over: the new server owns its
+/// buffer and may write it, so the frame answers StreamReset instead of
+/// showing the new server's pixels.
+#[test]
+fn a_frame_held_across_a_server_restart_answers_stream_reset() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    let fr = c.lock().unwrap();
+    drop(s);
+    let s2 = Server::create(f.path(), ServerOptions::default()).unwrap();
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(c.lock().unwrap_err().code(), Code::NoFrameAvailable, "reconnects");
+    assert_eq!(fr.pixels().unwrap_err().code(), Code::StreamReset);
+    s2.put_frame(2, 8, 8, &[2; 192]).unwrap();
+    let fr2 = c.lock().unwrap();
+    assert_eq!((fr2.number(), fr2.pixels().unwrap()), (2, &[2u8; 192][..]));
+    assert_eq!(fr.unlock().unwrap_err().code(), Code::StreamReset);
+    assert_eq!(fr2.pixels().unwrap(), &[2u8; 192][..], "the old frame's unlock did not touch the new one");
+}
+
+/// A hostile process flips the state of a buffer this client holds back to
+/// CLIENT: the engine never hands out a second handle to that buffer (two
+/// handles would let one unlock the buffer under the other's reader).
+#[test]
+fn a_held_buffer_flipped_by_another_process_is_never_locked_twice() {
+    let f = StreamFile::for_frame(8, 8).unwrap();
+    let s = Server::create(f.path(), ServerOptions::default()).unwrap();
+    let c = Client::connect(f.path(), no_thread()).unwrap();
+    s.put_frame(1, 8, 8, &[1; 192]).unwrap();
+    let fr = c.lock().unwrap();
+    let snap = shmimage::inspect(f.path()).unwrap();
+    let held = snap.buffers.iter().position(|b| b.state() == Some(shmimage::state::BufferState::ClientLocked)).unwrap();
+    let attacker = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
+    let at = snap.buffers[held].header_offset + shmimage::layout::field::STATE;
+    attacker.write_at(&2u32.to_le_bytes(), at).unwrap();
+    for _ in 0..3 {
+        match c.lock() {
+            Ok(other) => panic!("locked frame {} from a buffer already held", other.number()),
+            Err(e) => assert_eq!(e.code(), Code::NoFrameAvailable),
+        }
+    }
+    assert_eq!(fr.number(), 1);
 }

@@ -131,6 +131,13 @@ int main(int argc, char **argv)
 
     /* A server before any client, and server misuse. */
     EXPECT(SharedMemoryImageStream_create(stream, IMAGESTREAM_OPTIONS_SERVER, &srv), IMAGESTREAM_NOERROR);
+    /* A second server on a live stream is refused (before: accepted, its
+     * frames mixed with the first one's). */
+    {
+        SharedMemoryImageStream srv2 = (SharedMemoryImageStream)(uintptr_t)1;
+        EXPECT(SharedMemoryImageStream_create(stream, IMAGESTREAM_OPTIONS_SERVER, &srv2), IMAGESTREAM_PEER_BUSY);
+        CHECK(srv2 == NULL);
+    }
     CHECK(srv != NULL);
     EXPECT(SharedMemoryImageStream_putframe(srv, &frame), IMAGESTREAM_UNCONNECTED);
     EXPECT(SharedMemoryImageStream_lock(srv, &f), IMAGESTREAM_IS_SERVER);
