@@ -4,13 +4,14 @@
 //! code runs, and whether non-temporal (streaming) stores would help.
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 
 /// Memory shared by the two threads; they never touch the same half at once
-/// (the barrier separates the phases).
+/// (the lockstep messages separate the phases).
 struct Shared(*mut u8, usize);
 // SAFETY: the pointer is to a leaked allocation that outlives both threads,
 // and the lockstep keeps writer and reader on different halves.
@@ -62,21 +63,24 @@ pub fn run(size: Size, secs: f64, streaming: bool) -> Tput {
     let mem: &'static mut [u8] = Box::leak(vec![0u8; 2 * len + 64].into_boxed_slice());
     let shared = Arc::new(Shared(mem.as_mut_ptr(), len));
     let src = pattern(len);
-    let barrier = Arc::new(Barrier::new(2));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (b2, s2, stop2) = (Arc::clone(&barrier), Arc::clone(&shared), Arc::clone(&stop));
+    // Lockstep by messages: the writer tells the reader "read buffer k-1"
+    // and copies into buffer k meanwhile, then waits for the reader's "done"
+    // before round k+1 writes the buffer that was read. (A barrier with a
+    // stop flag read after it raced: a reader preempted past the barrier
+    // could see the flag of the next round and leave the writer waiting.)
+    let (go_tx, go_rx) = mpsc::channel::<usize>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let s2 = Arc::clone(&shared);
     let reader = std::thread::spawn(move || {
-        let (mut k, mut acc) = (0usize, 0u64);
-        loop {
-            b2.wait();
-            if stop2.load(std::sync::atomic::Ordering::Acquire) {
-                break;
-            }
+        let mut acc = 0u64;
+        for k in go_rx {
             let off = ((k + 1) % 2) * s2.1 + 24;
             // SAFETY: inside the leaked allocation; the writer is on the other half.
             let s = unsafe { std::slice::from_raw_parts(s2.0.add(off), s2.1) };
             acc ^= digest(s);
-            k += 1;
+            if done_tx.send(()).is_err() {
+                break;
+            }
         }
         black_box(acc);
     });
@@ -85,7 +89,9 @@ pub fn run(size: Size, secs: f64, streaming: bool) -> Tput {
     let end = t0 + Duration::from_secs_f64(secs);
     let mut k = 0usize;
     while Instant::now() < end {
-        barrier.wait();
+        if go_tx.send(k).is_err() {
+            break;
+        }
         let dst = (k % 2) * len + 24;
         let t = Instant::now();
         // SAFETY: dst..dst+len lies in the allocation; the reader is on the other half.
@@ -102,9 +108,11 @@ pub fn run(size: Size, secs: f64, streaming: bool) -> Tput {
         }
         times.push(t.elapsed().as_nanos() as u64);
         k += 1;
+        if done_rx.recv().is_err() {
+            break;
+        }
     }
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    barrier.wait();
+    drop(go_tx);
     let _ = reader.join();
     Tput {
         transport: if streaming {

@@ -37,13 +37,13 @@ impl Mode {
 /// the client's newest-frame rule never drops it as stale.
 const END_W: u32 = 1;
 
-fn send_end(server: &mut Server, number: u32) {
+fn send_end(server: &Server, number: u32) {
     let px = [0u8; 3];
     for _ in 0..1000 {
         match server.put_frame(number, END_W, 1, &px) {
             Ok(()) => return,
             Err(Error::NoBufferAvailable) => {
-                let _ = server.wait_for_buffer(Duration::from_millis(100));
+                let _ = server.wait_for_buffer(Some(Duration::from_millis(100)));
             }
             Err(e) => panic!("sending the end marker: {e}"),
         }
@@ -57,11 +57,11 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
         _ => StreamFile::for_frame(size.w, size.h),
     }
     .expect("create stream file");
-    let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
+    let server = Server::create(file.path(), ServerOptions::default()).expect("server create");
     let path = file.path().to_string_lossy().into_owned();
     let role = if mode == Mode::PutNoMonitor { "shm-read-nt" } else { "shm-read" };
     let child = peer(&[role.into(), path]).spawn().expect("spawn client peer");
-    server.wait_for_client(Duration::from_secs(20)).expect("client connects");
+    server.wait_for_client(Some(Duration::from_secs(20))).expect("client connects");
 
     let frame = pattern(size.bytes());
     let mut times = Vec::with_capacity(1 << 16);
@@ -74,7 +74,7 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
             Mode::Loan => server.loan(size.w, size.h).and_then(|mut loan| {
                 // Render stand-in: a stamp, so the cost measured is the
                 // protocol's, not a renderer's.
-                loan.as_mut_slice()[..4].copy_from_slice(&number.to_le_bytes());
+                loan.pixels_mut()?[..4].copy_from_slice(&number.to_le_bytes());
                 loan.commit(number)
             }),
         };
@@ -84,12 +84,12 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
                 number = number.wrapping_add(1);
             }
             Err(Error::NoBufferAvailable) => {
-                let _ = server.wait_for_buffer(Duration::from_millis(100));
+                let _ = server.wait_for_buffer(Some(Duration::from_millis(100)));
             }
             Err(e) => panic!("{}: {e}", mode.label()),
         }
     }
-    send_end(&mut server, number);
+    send_end(&server, number);
     let rep = collect(child, mode.label());
     let stats = server.stats();
     let frames = rep.get("frames").unwrap_or(0.0) as u64;
@@ -112,11 +112,11 @@ pub fn throughput(size: Size, secs: f64, mode: Mode) -> Tput {
 /// Peer: lock every frame, read every byte, unlock; report the rate.
 pub fn peer_read(path: &str, monitor_thread: bool) {
     let options = ClientOptions { monitor_thread, ..ClientOptions::default() };
-    let mut client = Client::connect(path, options).expect("client connect");
+    let client = Client::connect(path, options).expect("client connect");
     let (mut first, mut last, mut n, mut acc) = (None, None, 0u64, 0u64);
     let mut times = Vec::with_capacity(1 << 16);
     loop {
-        let frame = match client.wait_frame(Duration::from_secs(10)) {
+        let frame = match client.wait_frame(Some(Duration::from_secs(10))) {
             Ok(f) => f,
             Err(e) => panic!("client wait: {e}"),
         };
@@ -124,7 +124,7 @@ pub fn peer_read(path: &str, monitor_thread: bool) {
             break;
         }
         let t = Instant::now();
-        acc ^= digest(frame.pixels());
+        acc ^= digest(frame.pixels().expect("frame pixels"));
         drop(frame);
         let done = Instant::now();
         times.push((done - t).as_nanos() as u64);
@@ -155,29 +155,29 @@ pub const GAP_US: (u64, u64) = (200, 1200);
 pub fn latency(secs: f64, client: LatClient) -> Latency {
     let (w, h) = (64u32, 64u32);
     let file = StreamFile::for_frame(w, h).expect("create stream file");
-    let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
+    let server = Server::create(file.path(), ServerOptions::default()).expect("server create");
     let path = file.path().to_string_lossy().into_owned();
     let role = client.role();
     let child = peer(&[role.into(), path]).spawn().expect("spawn client peer");
-    server.wait_for_client(Duration::from_secs(20)).expect("client connects");
+    server.wait_for_client(Some(Duration::from_secs(20))).expect("client connects");
     let mut jitter = Jitter::new();
     let mut number = 1u32;
     let end = Instant::now() + Duration::from_secs_f64(secs);
     while Instant::now() < end {
         std::thread::sleep(jitter.gap(GAP_US.0, GAP_US.1));
         let r = server.loan(w, h).and_then(|mut loan| {
-            loan.as_mut_slice()[..8].copy_from_slice(&now_ns().to_le_bytes());
+            loan.pixels_mut()?[..8].copy_from_slice(&now_ns().to_le_bytes());
             loan.commit(number)
         });
         match r {
             Ok(()) => number = number.wrapping_add(1),
             Err(Error::NoBufferAvailable) => {
-                let _ = server.wait_for_buffer(Duration::from_millis(100));
+                let _ = server.wait_for_buffer(Some(Duration::from_millis(100)));
             }
             Err(e) => panic!("latency server: {e}"),
         }
     }
-    send_end(&mut server, number);
+    send_end(&server, number);
     let rep = collect(child, role);
     let (method, note) = match client {
         LatClient::Poll => {
@@ -216,7 +216,7 @@ impl LatClient {
 /// Peer: take frames as soon as the wait (or poll) allows; record latencies.
 pub fn peer_latency(path: &str, poll: bool, monitor_thread: bool) {
     let options = ClientOptions { monitor_thread, ..ClientOptions::default() };
-    let mut client = Client::connect(path, options).expect("client connect");
+    let client = Client::connect(path, options).expect("client connect");
     let mut lat = Vec::with_capacity(1 << 16);
     loop {
         let frame = if poll {
@@ -229,13 +229,13 @@ pub fn peer_latency(path: &str, poll: bool, monitor_thread: bool) {
                 Err(e) => panic!("poll lock: {e}"),
             }
         } else {
-            client.wait_frame(Duration::from_secs(10)).expect("client wait")
+            client.wait_frame(Some(Duration::from_secs(10))).expect("client wait")
         };
         let now = now_ns();
         if frame.width() == END_W {
             break;
         }
-        let px = frame.pixels();
+        let px = frame.pixels().expect("frame pixels");
         let stamp = u64::from_le_bytes(px[..8].try_into().unwrap());
         lat.push(now.saturating_sub(stamp));
     }
@@ -249,9 +249,9 @@ pub fn peer_latency(path: &str, poll: bool, monitor_thread: bool) {
 /// cache lines between cores costs.
 pub fn one_thread(size: Size, secs: f64) -> Tput {
     let file = StreamFile::for_frame(size.w, size.h).expect("create stream file");
-    let mut server = Server::create(file.path(), ServerOptions::default()).expect("server create");
+    let server = Server::create(file.path(), ServerOptions::default()).expect("server create");
     let options = ClientOptions { monitor_thread: false, ..ClientOptions::default() };
-    let mut client = Client::connect(file.path(), options).expect("client connect");
+    let client = Client::connect(file.path(), options).expect("client connect");
     let frame = pattern(size.bytes());
     let (mut put, mut read) = (Vec::with_capacity(1 << 16), Vec::with_capacity(1 << 16));
     let (t0, mut n, mut acc) = (Instant::now(), 0u32, 0u64);
@@ -261,7 +261,7 @@ pub fn one_thread(size: Size, secs: f64) -> Tput {
         server.put_frame(n, size.w, size.h, &frame).expect("put_frame");
         let t1 = Instant::now();
         let f = client.lock().expect("lock");
-        acc ^= digest(f.pixels());
+        acc ^= digest(f.pixels().expect("frame pixels"));
         drop(f);
         put.push((t1 - t).as_nanos() as u64);
         read.push(t1.elapsed().as_nanos() as u64);

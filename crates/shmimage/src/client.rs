@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use crate::layout::{is_newer, Band};
 use crate::liveness::{self, Liveness, PeerWatch};
 use crate::mapping::Mapping;
 use crate::state::{self, BufferState, LockChoice, Role, Transition};
+
+mod pair;
 
 const INIT: u32 = BufferState::Init as u32;
 const CLIENT: u32 = BufferState::Client as u32;
@@ -121,6 +123,8 @@ struct Assembler {
     stats: ClientStats,
     /// Which buffers a live [`Frame`] holds locked.
     held: [bool; 2],
+    /// Leave two-band frames in place (see [`Client::set_two_band_frames_in_place`]).
+    two_bands_in_place: bool,
 }
 
 #[derive(Debug)]
@@ -192,6 +196,7 @@ impl Client {
                 alloc_failed: None,
                 stats: ClientStats::default(),
                 held: [false; 2],
+                two_bands_in_place: false,
             }),
             generation: [AtomicU64::new(0), AtomicU64::new(0)],
             server,
@@ -209,6 +214,20 @@ impl Client {
             *client.monitor_slot() = Some(h);
         }
         Ok(client)
+    }
+
+    /// Keep a frame that travels in exactly two bands (a 4K frame through an
+    /// EnSight-sized 25 MiB file) in the two buffers where the server wrote
+    /// it, instead of assembling it in the client's memory as its bands come:
+    /// [`Client::lock`] then locks both buffers, and [`Frame::copy_to`] copies
+    /// the frame out of shared memory once, straight into the caller's
+    /// memory. For a face that copies every frame anyway (the drop-in
+    /// `stream_lock`), one copy instead of two. While such a frame waits, the
+    /// server cannot send the next one (as when two whole frames wait), and
+    /// it is only kept in place while no other frame of this client is held.
+    /// Off by default.
+    pub fn set_two_band_frames_in_place(&self, on: bool) {
+        self.inner.asm().two_bands_in_place = on;
     }
 
     fn monitor_slot(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
@@ -301,6 +320,36 @@ impl Client {
         // one assembled frame; take the newer and drop the other.
         for _ in 0..4 {
             let s = map.states();
+            if asm.two_bands_in_place && asm.held == [false, false] && s == [CLIENT, CLIENT] {
+                let bands = [0, 1].map(|i| asm.band(map, i));
+                if let Some((first, a, _)) = pair::pair_in_place(&bands) {
+                    if asm.complete.as_ref().is_some_and(|c| is_newer(c.info.number, a.frame_number)) {
+                        // An assembled frame is newer: the pair is stale.
+                        (0..2).for_each(|i| release(map, i, CLIENT));
+                        asm.stats.frames_stale += 1;
+                        continue;
+                    }
+                    if let Some(old) = asm.complete.take() {
+                        asm.stats.frames_stale += 1;
+                        asm.recycle(old.data);
+                    }
+                    if map.transition(first, CLIENT, Transition::Lock) {
+                        if map.transition(1 - first, CLIENT, Transition::Lock) {
+                            asm.held = [true, true];
+                            asm.stats.frames_locked += 1;
+                            let generation = [0, 1].map(|i| inner.generation[i].load(Ordering::Acquire));
+                            let info =
+                                FrameInfo { number: a.frame_number, width: a.width, height: a.height, in_place: false };
+                            let first_len = a.payload_len() as usize;
+                            let kind = Kind::Pair { first, first_len, generation, assembled: OnceLock::new() };
+                            return Ok(Frame { inner: Arc::clone(&self.inner), info, kind });
+                        }
+                        // The other buffer changed under us (a server reset).
+                        release(map, first, CLIENT_LOCKED);
+                    }
+                    continue;
+                }
+            }
             // The server may publish into the other buffer between the drain
             // and this read, so both can hold a whole frame here: take the
             // newer and give the older back, or the next lock would return a
@@ -453,8 +502,19 @@ impl Drop for Client {
 
 #[derive(Debug)]
 enum Kind {
-    InPlace { index: usize, generation: u64 },
+    InPlace {
+        index: usize,
+        generation: u64,
+    },
     Assembled(Vec<u8>),
+    /// A two-band frame locked in both buffers (see `pair.rs`); `assembled`
+    /// is filled only if [`Frame::pixels`] asks for one slice.
+    Pair {
+        first: usize,
+        first_len: usize,
+        generation: [u64; 2],
+        assembled: OnceLock<Vec<u8>>,
+    },
 }
 
 /// A locked frame; unlocks when dropped. Holds its client's inner object,
@@ -505,15 +565,21 @@ impl Frame {
 
     fn check(&self) -> Result<()> {
         self.inner.ep.check()?;
-        if let Kind::InPlace { index, generation } = self.kind {
-            // Not closed (checked above), yet over: a server that reset the
-            // file (a restart after ours died) owns this buffer now and may
-            // write it; the client reconnected, or is about to.
-            if self.inner.generation[index].load(Ordering::Acquire) != generation
-                || self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED
-            {
-                return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
-            }
+        match self.kind {
+            Kind::InPlace { index, generation } => self.check_buffer(index, generation),
+            Kind::Pair { generation, .. } => (0..2).try_for_each(|i| self.check_buffer(i, generation[i])),
+            Kind::Assembled(_) => Ok(()),
+        }
+    }
+
+    fn check_buffer(&self, index: usize, generation: u64) -> Result<()> {
+        // Not closed (checked by the caller), yet over: a server that reset
+        // the file (a restart after ours died) owns this buffer now and may
+        // write it; the client reconnected, or is about to.
+        if self.inner.generation[index].load(Ordering::Acquire) != generation
+            || self.inner.map().state_word(index).load(Ordering::Acquire) != CLIENT_LOCKED
+        {
+            return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
         }
         Ok(())
     }
@@ -543,11 +609,36 @@ impl Frame {
                 // borrow of `self` outlasts. See docs/architecture.md.
                 Ok(unsafe { std::slice::from_raw_parts(p, len) })
             }
+            Kind::Pair { first, first_len, assembled, .. } => {
+                if let Some(data) = assembled.get() {
+                    return Ok(data);
+                }
+                let len = self.info.len();
+                let mut data = Vec::new();
+                data.try_reserve_exact(len).map_err(|_| Error::MemoryAlloc { bytes: len as u64 })?;
+                data.resize(len, 0);
+                pair::copy_out(self.inner.map(), *first, *first_len, &mut data);
+                Ok(assembled.get_or_init(|| data))
+            }
         }
     }
 
     /// Copy the pixels into `dst` (at least [`Frame::len`] bytes).
+    /// A two-band frame kept in place (see
+    /// [`Client::set_two_band_frames_in_place`]) is copied straight out of
+    /// shared memory: the frame's one copy.
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<()> {
+        if let Kind::Pair { first, first_len, assembled, .. } = &self.kind {
+            if assembled.get().is_none() {
+                self.check()?;
+                let (len, have) = (self.info.len(), dst.len());
+                let d = dst
+                    .get_mut(..len)
+                    .ok_or_else(|| Error::BadArgs(format!("destination holds {have} bytes; the frame has {len}")))?;
+                pair::copy_out(self.inner.map(), *first, *first_len, d);
+                return Ok(());
+            }
+        }
         let src = self.pixels()?;
         let d = dst.get_mut(..src.len()).ok_or_else(|| {
             Error::BadArgs(format!("destination holds {} bytes; the frame has {}", src.len(), self.info.len()))
@@ -569,6 +660,17 @@ impl Frame {
             Kind::Assembled(data) => {
                 if !data.is_empty() {
                     self.inner.asm().recycle(data);
+                }
+            }
+            Kind::Pair { generation, .. } => {
+                let mut asm = self.inner.asm();
+                if (0..2).any(|i| self.inner.generation[i].load(Ordering::Acquire) != generation[i]) {
+                    return Err(Error::StreamReset { path: self.inner.map().path().to_owned() });
+                }
+                for i in 0..2 {
+                    self.inner.generation[i].fetch_add(1, Ordering::AcqRel);
+                    asm.held[i] = false;
+                    release(self.inner.map(), i, CLIENT_LOCKED);
                 }
             }
             Kind::InPlace { index, generation } => {
@@ -716,6 +818,15 @@ impl Assembler {
             for i in 0..2 {
                 if s[i] == CLIENT && !self.held[i] {
                     bands[i] = self.band(map, i);
+                }
+            }
+            if self.two_bands_in_place && self.building.is_none() && self.held == [false, false] {
+                // A two-band frame stays where the server wrote it: complete,
+                // or its second band on the way into the other buffer.
+                let awaited =
+                    (0..2).any(|i| bands[i].is_some_and(|b| pair::starts_two_band_frame(&b)) && s[1 - i] != CLIENT);
+                if awaited || pair::pair_in_place(&bands).is_some() {
+                    return;
                 }
             }
             if let Some(i) = self.next_band(&bands) {

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::layout::{field, Header, Layout};
 use crate::state::{BufferState, Transition};
 
+mod prefault;
 pub(crate) mod sigbus;
 mod stream_copy;
 
@@ -99,6 +100,9 @@ impl Mapping {
             .map_raw(&file)
             .map_err(|e| Error::UnableToMapFile { path: path.to_owned(), source: e })?;
         let guard = sigbus::guard(map.as_ptr(), map_len);
+        // SAFETY: the whole fresh read-write mapping, with its SIGBUS guard.
+        let prepared = unsafe { prefault::prepare(map.as_mut_ptr(), map_len) };
+        tracing::trace!(?prepared, map_len, "stream mapping prepared");
         Ok(Mapping { guard, map, file, path: path.to_owned(), layout, identity: (meta.dev(), meta.ino()) })
     }
 
