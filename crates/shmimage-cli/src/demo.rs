@@ -23,9 +23,9 @@ use crate::output::{
     cancel_on_stop, install_stop_handler, parse_fps, parse_secs, parse_wxh, stopped, Out, OutputArgs, Result,
 };
 
-const MAGIC: &[u8; 4] = b"SHMI";
+pub(crate) const MAGIC: &[u8; 4] = b"SHMI";
 /// Bytes of the stamp in row 0: magic, frame number, publish ns, checksum.
-const STAMP_LEN: usize = 4 + 4 + 8 + 8;
+pub(crate) const STAMP_LEN: usize = 4 + 4 + 8 + 8;
 
 /// Options of `shmimage demo`.
 #[derive(Debug, Args)]
@@ -49,6 +49,13 @@ pub struct DemoArgs {
     /// file makes large frames travel in bands, e.g. 26214400 (EnSight's 25 MiB).
     #[arg(long)]
     file_len: Option<u64>,
+    /// Verifying reader processes of the native stream.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    readers: u32,
+    /// Use an EnSight 1.0 stream (one server, one client) instead of a
+    /// native one (implied by --file-len).
+    #[arg(long)]
+    ensight: bool,
     /// Also show the stream in an X11 window (`shmimage view`); needs $DISPLAY.
     /// The viewer reads a second stream the server feeds as well, because a
     /// stream has one client and that one is verifying every frame.
@@ -76,12 +83,15 @@ pub struct RoleArgs {
     view_file: Option<PathBuf>,
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    if !a.ensight && a.file_len.is_none() {
+        return crate::demo_native::run(a.size, a.fps, a.seconds, a.copy, a.readers, a.view, &a.output);
+    }
     install_stop_handler();
     let out = Out::new(&a.output);
     let (w, h) = a.size;
@@ -223,7 +233,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 }
 
 /// The client's `key=value` summary as JSON numbers.
-fn summary_json(line: &str) -> Value {
+pub(crate) fn summary_json(line: &str) -> Value {
     let mut m = serde_json::Map::new();
     for kv in line.split_whitespace() {
         if let Some((k, v)) = kv.split_once('=') {
@@ -246,12 +256,12 @@ fn ok(b: bool) -> &'static str {
     }
 }
 
-fn field(line: &str, key: &str) -> Option<u64> {
+pub(crate) fn field(line: &str, key: &str) -> Option<u64> {
     line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// The moving gradient: each row is a window into one precomputed wide row.
-struct Pattern {
+pub(crate) struct Pattern {
     w: usize,
     wide: Vec<u8>,
 }
@@ -259,7 +269,7 @@ struct Pattern {
 const PERIOD: usize = 512;
 
 impl Pattern {
-    fn new(w: u32) -> Pattern {
+    pub(crate) fn new(w: u32) -> Pattern {
         let w = w as usize;
         let wide = (0..(w + PERIOD) * 3)
             .map(|i| {
@@ -273,7 +283,7 @@ impl Pattern {
     }
 
     /// Render frame `n` into `out` (rows top-down), stamp excluded.
-    fn render(&self, n: u32, h: u32, out: &mut [u8]) {
+    pub(crate) fn render(&self, n: u32, h: u32, out: &mut [u8]) {
         let row = self.w * 3;
         for (r, dst) in out.chunks_exact_mut(row).enumerate() {
             let shift = (r / 2 + n as usize * 6) % PERIOD;
@@ -320,11 +330,11 @@ fn draw_number(out: &mut [u8], w: usize, h: usize, n: u32) {
     }
 }
 
-fn checksum(frame: &[u8], w: u32) -> u64 {
+pub(crate) fn checksum(frame: &[u8], w: u32) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&frame[w as usize * 3..])
 }
 
-fn stamp(frame: &mut [u8], n: u32, sum: u64) {
+pub(crate) fn stamp(frame: &mut [u8], n: u32, sum: u64) {
     frame[..4].copy_from_slice(MAGIC);
     frame[4..8].copy_from_slice(&n.to_le_bytes());
     frame[16..24].copy_from_slice(&sum.to_le_bytes());
@@ -393,17 +403,17 @@ pub fn server(a: RoleArgs) -> Result<()> {
 }
 
 #[derive(Default)]
-struct Tally {
-    frames: u64,
-    bytes: u64,
-    dropped: u64,
-    corrupt: u64,
-    last: Option<u32>,
-    wake_ns: Vec<u64>,
+pub(crate) struct Tally {
+    pub(crate) frames: u64,
+    pub(crate) bytes: u64,
+    pub(crate) dropped: u64,
+    pub(crate) corrupt: u64,
+    pub(crate) last: Option<u32>,
+    pub(crate) wake_ns: Vec<u64>,
 }
 
 impl Tally {
-    fn line(&self, elapsed: f64) -> String {
+    pub(crate) fn line(&self, elapsed: f64) -> String {
         let mut v = self.wake_ns.clone();
         v.sort_unstable();
         let pct = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).map_or(0.0, |&ns| ns as f64 / 1000.0);

@@ -8,6 +8,7 @@ mod bench;
 mod bridge;
 mod create;
 mod demo;
+mod demo_native;
 mod endpoints;
 mod inspect;
 mod list;
@@ -47,6 +48,12 @@ enum Command {
     /// (internal) the client process of `demo`.
     #[command(hide = true)]
     DemoClient(demo::RoleArgs),
+    /// (internal) the native writer process of `demo`.
+    #[command(hide = true)]
+    DemoWriter(demo_native::NativeRoleArgs),
+    /// (internal) a native reader process of `demo`.
+    #[command(hide = true)]
+    DemoReader(demo_native::NativeRoleArgs),
     /// Create a stream file of the right size (mode 0600, never overwrites).
     Create(create::CreateArgs),
     /// Be a stream's server: frames from a test pattern, PNG files, or raw
@@ -94,6 +101,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::DemoServer(a) => demo::server(a),
         Command::DemoClient(a) => demo::client(a),
+        Command::DemoWriter(a) => demo_native::writer(a),
+        Command::DemoReader(a) => demo_native::reader(a),
         Command::View(a) => x11_cmds::view(a),
         Command::Capture(a) => x11_cmds::capture(a),
         Command::X11Info(a) => x11_cmds::x11_info(a),

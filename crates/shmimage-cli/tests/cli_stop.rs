@@ -112,7 +112,7 @@ fn processes_naming(needle: &str) -> Vec<u32> {
 }
 
 #[test]
-fn one_sigint_stops_the_demo_and_its_two_processes() {
+fn one_sigint_stops_the_demo_and_its_processes() {
     let (child, mut lines) = spawn_json(&["demo", "--size", "64x48", "--seconds", "600", "--fps", "100"]);
     let start = until_event(&mut lines, "start");
     let file = start["path"].as_str().unwrap().to_owned();
@@ -121,7 +121,7 @@ fn one_sigint_stops_the_demo_and_its_two_processes() {
     let done = stops_on_one_sigint(child, lines);
     assert_eq!(done["ok"], true, "{done}");
     assert!(done["frames"].as_f64().unwrap() > 0.0, "{done}");
-    assert!(processes_naming(&file).is_empty(), "the demo's server and client are gone");
+    assert!(processes_naming(&file).is_empty(), "the demo's writer and readers are gone");
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn one_sigint_right_after_the_demo_starts_still_ends_cleanly() {
     let file = start["path"].as_str().unwrap().to_owned();
     let done = stops_on_one_sigint(child, lines);
     assert_eq!(done["ok"], true, "{done}");
-    assert!(processes_naming(&file).is_empty(), "the demo's server and client are gone");
+    assert!(processes_naming(&file).is_empty(), "the demo's writer and readers are gone");
 }
 
 #[test]

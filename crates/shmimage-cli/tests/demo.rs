@@ -49,6 +49,28 @@ fn the_demo_sends_4k_frames_in_bands_through_ensights_25_mib_file() {
 }
 
 #[test]
+fn the_native_demo_runs_one_writer_and_three_verifying_readers() {
+    let out = demo(&["--size", "160x120", "--seconds", "1", "--json"]);
+    let events: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((events[0]["protocol"].as_str(), events[0]["readers"].as_u64()), (Some("native"), Some(3)), "{out}");
+    let done = events.last().unwrap();
+    assert_eq!(done["ok"], true, "{out}");
+    let readers = done["readers"].as_array().unwrap();
+    assert_eq!(readers.len(), 3, "{out}");
+    for r in readers {
+        // Each reader verified frames of its own, none torn, and measured its wake-ups.
+        assert!(r["frames"].as_f64().unwrap() > 0.0 && r["corrupt"] == 0.0, "{r}");
+        assert!(r["wake_p50_us"].is_number() && r["wake_p99_us"].is_number() && r["missed"].is_number(), "{r}");
+    }
+    // The same with the copying writer, and with the 1.0 stream.
+    for extra in [&["--copy"][..], &["--ensight"]] {
+        let out = demo(&[&["--size", "96x64", "--seconds", "0.5"][..], extra].concat());
+        assert_eq!(summary_field(&out, "corrupt"), 0.0, "{out}");
+        assert!(summary_field(&out, "frames") > 0.0, "{out}");
+    }
+}
+
+#[test]
 fn bad_sizes_are_usage_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_shmimage")).args(["demo", "--size", "0x10"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
