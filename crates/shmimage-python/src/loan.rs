@@ -8,12 +8,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use shmimage::native as nat;
 use shmimage::Error;
 
 use crate::args::lock;
 use crate::errors::{self, closed};
+use crate::native::geometries;
 use crate::server::Server;
-use crate::views::{array_protocol, make_array, Lent};
+use crate::views::{array_protocol, make_view, Geometry, Lent};
+
+/// The engine's loan, of either format.
+pub(crate) enum EngineLoan {
+    Ensight(shmimage::Loan),
+    Native(nat::WriteLoan),
+}
 
 /// A buffer lent by the server: write the frame into `array()`, then
 /// `commit(frame_number)`. Leaving a `with` block without committing, or
@@ -25,13 +34,23 @@ pub(crate) struct Loan {
     width: u32,
     height: u32,
     /// The engine's loan; None once committed or abandoned.
-    loan: Mutex<Option<shmimage::Loan>>,
+    loan: Mutex<Option<EngineLoan>>,
+    /// numpy's view of each plane.
+    planes: Vec<Geometry>,
+    format: &'static str,
 }
 
 impl Loan {
     /// The Python side of loan `id` of `server`.
-    pub(crate) fn new(_py: Python<'_>, server: Py<Server>, id: u64, loan: shmimage::Loan) -> PyResult<Loan> {
-        Ok(Loan { server, id, width: loan.width(), height: loan.height(), loan: Mutex::new(Some(loan)) })
+    pub(crate) fn new(server: Py<Server>, id: u64, loan: EngineLoan) -> Loan {
+        let (width, height, planes, format) = match &loan {
+            EngineLoan::Ensight(l) => (l.width(), l.height(), vec![Geometry::rgb(l.width(), l.height())], "RGB8"),
+            EngineLoan::Native(l) => {
+                let d = l.desc();
+                (d.width(), d.height(), geometries(d), d.format().name())
+            }
+        };
+        Loan { server, id, width, height, loan: Mutex::new(Some(loan)), planes, format }
     }
 
     fn ended(py: Python<'_>) -> PyErr {
@@ -46,7 +65,8 @@ impl Loan {
     }
 
     /// End the loan (commit or abandon), refusing while views exist.
-    fn end(&self, py: Python<'_>, commit: Option<u32>) -> PyResult<()> {
+    /// `metadata` and `bottom_up` go with a native frame.
+    fn end(&self, py: Python<'_>, commit: Option<u32>, metadata: Option<&[u8]>, bottom_up: bool) -> PyResult<()> {
         let server = self.server.get();
         let loan = {
             let mut guard = lock(&self.loan);
@@ -61,11 +81,36 @@ impl Loan {
         };
         server.loan_ended(self.id);
         let Some(loan) = loan else { return Err(Loan::ended(py)) };
-        match commit {
-            Some(n) => py.detach(|| loan.commit(n)).map_err(|e| self.error(py, &e)),
-            None => {
-                // Quiet also when the server is closed: nothing to give back.
-                py.detach(|| loan.abandon());
+        match (loan, commit) {
+            (EngineLoan::Ensight(l), Some(n)) => {
+                if metadata.is_some() || bottom_up {
+                    return Err(errors::typed(
+                        py,
+                        "BadArgsError",
+                        "protocol 1.0 frames carry no metadata or flags".into(),
+                    ));
+                }
+                py.detach(|| l.commit(n)).map_err(|e| self.error(py, &e))
+            }
+            (EngineLoan::Native(mut l), Some(_)) => {
+                if let Some(m) = metadata {
+                    l.set_metadata(m).map_err(|e| errors::native_to_py(py, &e))?;
+                }
+                if bottom_up {
+                    l.set_flags(nat::flags::BOTTOM_UP);
+                }
+                py.detach(|| l.commit()).map(drop).map_err(|e| match e {
+                    nat::Error::Closed => closed(py, "the loan's server"),
+                    e => errors::native_to_py(py, &e),
+                })
+            }
+            // Quiet also when the server is closed: nothing to give back.
+            (EngineLoan::Ensight(l), None) => {
+                py.detach(|| l.abandon());
+                Ok(())
+            }
+            (EngineLoan::Native(l), None) => {
+                py.detach(|| drop(l));
                 Ok(())
             }
         }
@@ -86,26 +131,52 @@ impl Loan {
         self.height
     }
 
+    /// The pixel format's name ("RGB8" for protocol 1.0).
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.format
+    }
+
     /// True until committed or abandoned, and while the server is open.
     #[getter]
     fn is_open(&self) -> bool {
-        lock(&self.loan).as_ref().is_some_and(shmimage::Loan::is_valid)
+        match lock(&self.loan).as_ref() {
+            Some(EngineLoan::Ensight(l)) => l.is_valid(),
+            Some(EngineLoan::Native(_)) => !self.server.get().is_closed(),
+            None => false,
+        }
     }
 
-    /// A writable (height, width, 3) uint8 numpy view of the lent buffer.
-    /// Delete every view before commit()/abandon() (they refuse otherwise).
-    /// ClosedError once the loan ended or its server was closed.
+    /// A writable numpy view of the lent buffer: (height, width, 3) uint8
+    /// for protocol 1.0; shaped by the loan's format on native streams (a
+    /// tuple of planes for I420/NV12). Delete every view before
+    /// commit()/abandon() (they refuse otherwise). ClosedError once the loan
+    /// ended or its server was closed.
     fn array<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let this = slf.get();
-        // The lock is released before any Python code runs (see make_array).
-        let (addr, lent) = {
-            let mut guard = lock(&this.loan);
-            let loan = guard.as_mut().ok_or_else(|| Loan::ended(py))?;
-            let px = loan.pixels_mut().map_err(|e| this.error(py, &e))?;
-            (px.as_mut_ptr() as usize, Lent::new(&this.server.get().loan_views))
-        };
-        make_array(slf.as_any(), addr, this.width, this.height, true, lent)
+        let mut views = Vec::with_capacity(this.planes.len());
+        for g in &this.planes {
+            // The lock is released before any Python code runs (see make_view).
+            let (addr, lent) = {
+                let mut guard = lock(&this.loan);
+                let addr = match guard.as_mut().ok_or_else(|| Loan::ended(py))? {
+                    EngineLoan::Ensight(l) => l.pixels_mut().map_err(|e| this.error(py, &e))?.as_mut_ptr() as usize,
+                    EngineLoan::Native(l) => {
+                        // The native loan answers no errors itself: closed or
+                        // forked is the server's to tell.
+                        this.server.get().usable(py)?;
+                        l.pixels_mut().as_mut_ptr() as usize
+                    }
+                };
+                (addr, Lent::new(&this.server.get().loan_views))
+            };
+            views.push(make_view(slf.as_any(), addr, g.clone(), true, lent)?);
+        }
+        match views.len() {
+            1 => Ok(views.remove(0)),
+            _ => Ok(PyTuple::new(py, views)?.into_any()),
+        }
     }
 
     /// numpy's array protocol: `np.asarray(loan)` is `loan.array()`, the
@@ -120,14 +191,16 @@ impl Loan {
         array_protocol(|| Loan::array(slf), copied, dtype, copy)
     }
 
-    /// Publish the frame with this number.
-    fn commit(&self, py: Python<'_>, frame_number: i64) -> PyResult<()> {
-        self.end(py, Some(frame_number as u32))
+    /// Publish the frame with this number (native streams number frames
+    /// themselves, and take `metadata` and `bottom_up` with it).
+    #[pyo3(signature = (frame_number = 0, *, metadata = None, bottom_up = false))]
+    fn commit(&self, py: Python<'_>, frame_number: i64, metadata: Option<Vec<u8>>, bottom_up: bool) -> PyResult<()> {
+        self.end(py, Some(frame_number as u32), metadata.as_deref(), bottom_up)
     }
 
     /// Give the buffer back without publishing it.
     fn abandon(&self, py: Python<'_>) -> PyResult<()> {
-        self.end(py, None)
+        self.end(py, None, None, false)
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

@@ -22,7 +22,7 @@ use crate::args::{dims, liveness_name, lock, this_process};
 use crate::buffer;
 use crate::buffer::Bytes;
 use crate::errors::{self, closed, typed};
-use crate::loan::Loan;
+use crate::loan::{EngineLoan, Loan};
 use crate::native::{infer_format, parse_format};
 use crate::pixels_in::{rgb_frame, RgbFrame};
 use crate::wait::{duration, engine_wait, timeout as wait_timeout};
@@ -51,7 +51,7 @@ pub(crate) struct Server {
 impl Server {
     /// Closed or inherited across fork: the error for calls the engine
     /// answers without one.
-    fn usable(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn usable(&self, py: Python<'_>) -> PyResult<()> {
         if this_process() != self.pid {
             return Err(errors::to_py(py, &Error::Forked));
         }
@@ -61,7 +61,7 @@ impl Server {
         Ok(())
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         match &self.engine {
             Engine::Ensight(s) => s.is_closed(),
             Engine::Native(_) => self.closed_flag.load(Ordering::Acquire),
@@ -292,12 +292,23 @@ impl Server {
     }
 
     /// Borrow a free buffer to render a whole frame into, with no copy:
-    /// `loan.array()` (or `np.asarray(loan)`) is a writable (height, width,
-    /// 3) view of shared memory, `loan.commit(frame_number)` publishes it.
-    fn loan(slf: &Bound<'_, Self>, width: i64, height: i64) -> PyResult<Loan> {
+    /// `loan.array()` (or `np.asarray(loan)`) is a writable view of shared
+    /// memory, `loan.commit(frame_number)` publishes it. On native streams
+    /// `format` picks the pixel format (default RGB8; rows padded as the
+    /// engine lays them out) and `timeout` how long to wait for a free slot.
+    #[pyo3(signature = (width, height, *, format = None, timeout = None))]
+    fn loan(
+        slf: &Bound<'_, Self>,
+        width: i64,
+        height: i64,
+        format: Option<&str>,
+        timeout: Option<f64>,
+    ) -> PyResult<Loan> {
         let py = slf.py();
         let this = slf.get();
         let (w, h) = dims(py, width, height)?;
+        let t = wait_timeout(py, timeout)?;
+        this.usable(py)?;
         let id = this.next_loan.fetch_add(1, Ordering::Relaxed);
         {
             let mut open = lock(&this.open_loan);
@@ -307,12 +318,33 @@ impl Server {
             }
             *open = Some(id);
         }
-        let server = this.ensight(py, "loan()")?;
-        match py.detach(|| server.loan(w, h)) {
-            Ok(loan) => Loan::new(py, slf.clone().unbind(), id, loan),
+        let loan = match &this.engine {
+            Engine::Ensight(server) => {
+                if format.is_some_and(|f| !f.eq_ignore_ascii_case("RGB8")) {
+                    this.loan_ended(id);
+                    return Err(typed(py, "BadArgsError", "protocol 1.0 streams carry RGB8 only".into()));
+                }
+                py.detach(|| server.loan(w, h)).map(EngineLoan::Ensight).map_err(|e| this.error(py, &e))
+            }
+            Engine::Native(writer) => {
+                let fmt = match format {
+                    Some(f) => parse_format(py, f),
+                    None => Ok(nat::PixelFormat::Rgb8),
+                };
+                fmt.and_then(|fmt| FrameDesc::new(fmt, w, h).map_err(|e| errors::native_to_py(py, &e.into()))).and_then(
+                    |desc| {
+                        py.detach(|| writer.loan(&desc, t))
+                            .map(EngineLoan::Native)
+                            .map_err(|e| errors::native_to_py(py, &e))
+                    },
+                )
+            }
+        };
+        match loan {
+            Ok(l) => Ok(Loan::new(slf.clone().unbind(), id, l)),
             Err(e) => {
                 this.loan_ended(id);
-                Err(this.error(py, &e))
+                Err(e)
             }
         }
     }

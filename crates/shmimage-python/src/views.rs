@@ -83,18 +83,6 @@ pub(crate) fn make_view<'py>(
     np.getattr("asarray")?.call1((view,))
 }
 
-/// An (h, w, 3) uint8 numpy array over `addr` (see `make_view`).
-pub(crate) fn make_array<'py>(
-    owner: &Bound<'py, PyAny>,
-    addr: usize,
-    width: u32,
-    height: u32,
-    writable: bool,
-    lent: Lent,
-) -> PyResult<Bound<'py, PyAny>> {
-    make_view(owner, addr, Geometry::rgb(width, height), writable, lent)
-}
-
 /// One use of an owner's memory (a view, or a copy in progress), counted in
 /// the owner's counter while it lives; the owner refuses to hand the memory
 /// back while the count is not zero.

@@ -147,7 +147,7 @@ def test_native_misuse_is_refused_clearly(native):
     with pytest.raises(shmimage.MetadataTooLargeError):
         server.put(0, pattern(1, 4, 4), metadata=b"x" * 100_000)
     with pytest.raises(shmimage.BadArgsError, match="protocol 1.0 feature"):
-        server.loan(4, 4)
+        server.wait_for_client(0)
     server.put(0, pattern(1, 4, 4))
     frame = client.wait_frame(timeout=2.0)
     client.close()
@@ -158,3 +158,29 @@ def test_native_misuse_is_refused_clearly(native):
         client.wait_frame(0)
     with pytest.raises(shmimage.BadArgsError, match="protocol must be"):
         shmimage.create_stream_file(4, 4, protocol="v3")
+
+
+def test_native_loans_are_zero_copy_in_the_format(native):
+    server, client, _ = native
+    w, h = 20, 10
+    img = (np.arange(h * w, dtype=np.uint32) * 31).astype(np.uint16).reshape(h, w)
+    with server.loan(w, h, format="GRAY16_LE") as loan:
+        a = np.asarray(loan)
+        assert loan.format == "GRAY16_LE" and a.dtype == np.uint16 and a.shape == (h, w)
+        assert a.flags.writeable and a.strides[0] % 64 == 0  # rows padded as the engine lays them out
+        a[...] = img
+        del a
+        loan.commit(metadata=b"depth", bottom_up=True)
+    with client.wait_frame(timeout=2.0) as frame:
+        got = frame.array()
+        assert frame.format == "GRAY16_LE" and frame.metadata == b"depth" and frame.bottom_up
+        assert (got == img).all() and frame.stride == got.strides[0]
+        del got
+    loan = server.loan(w, h, format="NV12")
+    y, uv = loan.array()
+    assert y.shape == (h, w) and uv.shape == (h // 2, w // 2, 2)
+    del y, uv
+    loan.abandon()
+    server.close()
+    with pytest.raises(shmimage.ClosedError):
+        loan.array()

@@ -72,16 +72,22 @@ class Loan:
     @property
     def height(self) -> int: ...
     @property
+    def format(self) -> str:
+        """The pixel format's name ("RGB8" for protocol 1.0)."""
+    @property
     def is_open(self) -> bool:
         """True until committed or abandoned, and while the server is open."""
-    def array(self) -> _Pixels:
-        """A writable (height, width, 3) uint8 view of the buffer (no copy).
+    def array(self) -> _Array:
+        """A writable view of the buffer (no copy): (height, width, 3) uint8
+        for 1.0, shaped by the format on native streams.
         Delete every view before commit()/abandon(), which refuse with
         BufferError otherwise."""
     def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> _Pixels:
         """``np.asarray(loan)`` is ``loan.array()``."""
-    def commit(self, frame_number: int) -> None:
-        """Publish the frame (ClosedError once ended or the server closed)."""
+    def commit(self, frame_number: int = 0, *, metadata: Optional[bytes] = None, bottom_up: bool = False) -> None:
+        """Publish the frame (ClosedError once ended or the server closed).
+        Native streams number frames themselves and take ``metadata`` and
+        ``bottom_up`` with the frame."""
     def abandon(self) -> None:
         """Give the buffer back unpublished."""
     def __enter__(self) -> "Loan": ...
@@ -122,8 +128,9 @@ class Server:
         height and optional ``stride``); ``metadata`` and ``bottom_up``
         travel with the frame; ``frame_number`` is ignored (the stream
         numbers frames)."""
-    def loan(self, width: int, height: int) -> Loan:
-        """Borrow a free buffer to draw a whole frame into (no copy)."""
+    def loan(self, width: int, height: int, *, format: Optional[str] = None, timeout: Optional[float] = None) -> Loan:
+        """Borrow a free buffer to draw a whole frame into (no copy). Native
+        streams: ``format`` (default RGB8) and ``timeout`` for a free slot."""
     def wait_for_client(self, timeout: Optional[float] = None) -> bool:
         """Wait until a client is connected; False on timeout."""
     def wait_for_buffer(self, timeout: Optional[float] = None) -> bool:
