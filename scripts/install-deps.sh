@@ -14,6 +14,8 @@ pkgs+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools g
        gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 # shmimage web: JPEG encoding (libjpeg-turbo) and the headless-browser tests.
 pkgs+=(libturbojpeg0-dev chromium)
+# CLI pipes: record --out - into ffmpeg, y4m from ffmpeg, checked with ffprobe.
+pkgs+=(ffmpeg)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,8 @@
 #       its debug info, split off (gdb finds it through the library's
 #       .gnu_debuglink; only with DEBUG_INFO=split, the default)
 #   PREFIX/lib/libshared_memory_image_client.a      static library, debug info dropped
-#   PREFIX/include/shared_memory_image_client.h     header
+#   PREFIX/include/shared_memory_image_client.h     EnSight's header (protocol 1.0)
+#   PREFIX/include/shmimage.h                       the native stream's header
 #   PREFIX/lib/pkgconfig/shared_memory_image_client.pc
 # so that `cc app.c $(pkg-config --cflags --libs shared_memory_image_client)`
 # works (add PREFIX/lib/pkgconfig to PKG_CONFIG_PATH for a non-standard
@@ -112,7 +113,7 @@ install -m 0755 "$stage/$so" "$destdir$libdir/$so"
 ln -sf $so "$destdir$libdir/libshared_memory_image_client.so.1"
 ln -sf libshared_memory_image_client.so.1 "$destdir$libdir/libshared_memory_image_client.so"
 install -m 0644 "$stage/libshared_memory_image_client.a" "$destdir$libdir/"
-install -m 0644 "$here/include/shared_memory_image_client.h" "$destdir$includedir/"
+install -m 0644 "$here/include/shared_memory_image_client.h" "$here/include/shmimage.h" "$destdir$includedir/"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@LIBDIR@|$libdir|" -e "s|@INCLUDEDIR@|$includedir|" \
     -e "s|@VERSION@|$version|" -e "s|@API_VERSION@|$api|" -e "s|@LIBS_PRIVATE@|$libs_private|" \
     "$here/shared_memory_image_client.pc.in" >"$destdir$libdir/pkgconfig/shared_memory_image_client.pc"

@@ -124,6 +124,11 @@ fn stream_create(py: Python<'_>, filename: std::path::PathBuf, options: i64) -> 
     // RECONNECTING means the file already carried a stream and the new one
     // works (protocol.md); the original returned the bare code 3 here as if it
     // were an id and lost the stream. We store it and return its real id.
+    // A frame that travels in two bands stays in the two buffers and is
+    // copied once, straight into the bytes object stream_lock returns.
+    if let Ok(client) = stream.client() {
+        client.set_two_band_frames_in_place(true);
+    }
     let slot = Arc::new(DropStream { stream, locked: Mutex::new(None) });
     let mut slots = table();
     match last_free(&*slots) {

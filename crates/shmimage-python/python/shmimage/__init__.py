@@ -31,6 +31,7 @@ from ._native import (
     create_stream_file,
 )
 from ._native import _close_stream_files
+from ._web import LiveView, show
 
 # Stream files made by create_stream_file() and never closed are removed at
 # exit, even when a daemon thread (or a global) still holds them.
@@ -40,10 +41,12 @@ __all__ = [
     "API_VERSION",
     "Client",
     "Frame",
+    "LiveView",
     "Loan",
     "Server",
     "StreamFile",
     "__version__",
     "create_stream_file",
+    "show",
     *_error_names,
 ]
