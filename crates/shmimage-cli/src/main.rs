@@ -14,15 +14,18 @@ mod inspect;
 mod list;
 mod output;
 mod pixels;
+#[cfg(feature = "gst")]
 mod receive;
 mod record;
+#[cfg(feature = "gst")]
 mod send;
 mod serve;
+#[cfg(feature = "web")]
 mod web;
 mod x11_cmds;
 mod y4m;
 
-/// Move RGB frames between processes through shared memory (EnSight protocol 1.0).
+/// Move images between processes through shared memory: native multi-reader streams and EnSight's protocol 1.0.
 #[derive(Debug, Parser)]
 #[command(
     name = "shmimage",
@@ -82,10 +85,13 @@ enum Command {
     /// pipe, TCP, GStreamer, iceoryx2): a markdown table and a PNG plot.
     Bench(bench::BenchArgs),
     /// Send a stream to another machine (RTP over TCP, raw or H.264).
+    #[cfg(feature = "gst")]
     Send(send::SendArgs),
     /// Receive a stream from `shmimage send` into a local stream.
+    #[cfg(feature = "gst")]
     Receive(receive::ReceiveArgs),
     /// Watch streams live in a browser (HTTP + WebSocket, JPEG frames).
+    #[cfg(feature = "web")]
     Web(web::WebArgs),
 }
 
@@ -108,8 +114,11 @@ fn main() -> ExitCode {
         Command::X11Info(a) => x11_cmds::x11_info(a),
         Command::Bridge(a) => bridge::run(a),
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "gst")]
         Command::Send(a) => send::run(a),
+        #[cfg(feature = "gst")]
         Command::Receive(a) => receive::run(a),
+        #[cfg(feature = "web")]
         Command::Web(a) => web::run(a),
     };
     match result {

@@ -1,6 +1,7 @@
 //! `shmimage send` and `shmimage receive` as real processes on 127.0.0.1:
 //! raw RTP is pixel-exact, H.264 is above a stated PSNR, a killed sender is
 //! reported by the receiver and a restarted sender resumes the stream.
+#![cfg(feature = "gst")]
 #![allow(clippy::unwrap_used)] // a test's own setup failing is a test failure
 
 use std::io::{BufRead, BufReader};

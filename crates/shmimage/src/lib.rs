@@ -1,6 +1,36 @@
-//! shmimage: the shared-memory image stream of EnSight (protocol 1.0), both
-//! ends, with futex-woken waits, zero-copy loans, banded large frames and peer
-//! liveness. See `docs/protocol.md` for the format as built.
+//! shmimage: images between processes through shared memory, as fast as the
+//! memory bus allows. Two formats side by side, each detected from its file:
+//!
+//! - the **native stream** ([`native`], `docs/native-protocol.md`): one writer,
+//!   up to 64 readers each at its own pace (lossless on request), any pixel
+//!   format with stride and planes, timestamps and metadata, zero copy on
+//!   both sides;
+//! - **EnSight's protocol 1.0** ([`Server`], [`Client`], `docs/protocol.md`),
+//!   byte for byte: one client, RGB8, two buffers, frames larger than a
+//!   buffer sent in bands.
+//!
+//! [`Reader`] and [`Writer`] open either format.
+//!
+//! ```no_run
+//! use shmimage::native::{FrameDesc, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions};
+//! use std::time::Duration;
+//!
+//! let path = "/dev/shm/camera.shm";
+//! let writer = Writer::create(path, &WriterOptions::for_frame(PixelFormat::Bgrx8, 1920, 1080)?)?;
+//! let reader = Reader::open(path, &ReaderOptions::default())?; // any number, any process
+//!
+//! let desc = FrameDesc::new(PixelFormat::Bgrx8, 1920, 1080)?;
+//! let mut loan = writer.loan(&desc, Some(Duration::from_secs(1)))?; // a slot, in place
+//! loan.pixels_mut().fill(0x80);
+//! loan.set_metadata(br#"{"exposure_us": 250}"#)?;
+//! loan.commit()?;
+//!
+//! let frame = reader.read(Some(Duration::from_secs(1)))?; // futex wait; the slot, in place
+//! assert_eq!((frame.width(), frame.stride()), (1920, 1920 * 4));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Protocol 1.0, where EnSight compatibility is the point:
 //!
 //! ```no_run
 //! use shmimage::{Client, ClientOptions, Server, ServerOptions, StreamFile};
