@@ -126,6 +126,8 @@ pub fn run(a: BridgeArgs) -> Result<()> {
         match stream.put(&a.to, 0, &desc, &packed) {
             Ok(Put::Sent(_)) => flow.tick(),
             Ok(_) => dropped += 1,
+            // Ctrl-C closes the stream under a put in flight: a stop, not a failure.
+            Err(_) if stopped() => break Ok(()),
             Err(e) => break Err(e),
         }
         status.update(flow.frames(), || {

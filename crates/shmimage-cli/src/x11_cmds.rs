@@ -400,6 +400,8 @@ pub fn capture(a: CaptureArgs) -> Result<()> {
             Ok(Put::Sent(_)) => flow.tick(),
             Ok(Put::Dropped) => dropped += 1,
             Ok(Put::NoPeer) => {}
+            // Ctrl-C closes the stream under a put in flight: a stop, not a failure.
+            Err(_) if stopped() => break Ok(()),
             Err(e) => break Err(e),
         }
         status.update(flow.frames(), || {
