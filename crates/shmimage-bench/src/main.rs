@@ -15,6 +15,7 @@ mod pipeline;
 #[cfg(feature = "plot")]
 mod plot;
 mod report;
+mod results;
 mod shm;
 mod streams;
 
@@ -22,12 +23,15 @@ use common::*;
 
 const USAGE: &str = "\
 usage: shmimage-bench [--quick] [--seconds S] [--sizes 720p,1080p,4K] [--out DIR] [--skip LIST]
+       shmimage-bench --replot FILE.json
 
   --quick        short run for smoke tests (0.3 s per measurement)
   --seconds S    seconds per throughput measurement (default 3); latency tests run 2 S
   --sizes LIST   comma-separated: 720p, 1080p, 4K or WxH (default all three)
-  --out DIR      where bench.md and bench.png go (default target/bench)
+  --out DIR      where bench.md, bench.json and bench.png go (default target/bench)
   --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, pipeline, plot
+  --replot FILE  measure nothing: redraw the plot from a run's saved bench.json into the
+                 PNG of the same name beside it (docs/img/bench.json -> docs/img/bench.png)
 ";
 
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub struct Args {
     pub sizes: Vec<Size>,
     pub out: PathBuf,
     pub skip: Vec<String>,
+    /// Redraw the plot from this bench.json instead of measuring.
+    pub replot: Option<PathBuf>,
 }
 
 impl Args {
@@ -45,7 +51,13 @@ impl Args {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args { seconds: 3.0, sizes: SIZES.to_vec(), out: PathBuf::from("target/bench"), skip: Vec::new() };
+    let mut a = Args {
+        seconds: 3.0,
+        sizes: SIZES.to_vec(),
+        out: PathBuf::from("target/bench"),
+        skip: Vec::new(),
+        replot: None,
+    };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -64,6 +76,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--out" => a.out = PathBuf::from(value("--out")?),
+            "--replot" => a.replot = Some(PathBuf::from(value("--replot")?)),
             "--skip" => a.skip = value("--skip")?.split(',').map(|s| s.trim().to_owned()).collect(),
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -90,7 +103,34 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(json) = &a.replot {
+        if let Err(e) = replot(json) {
+            eprintln!("shmimage-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     run(&a);
+}
+
+/// The PNG that goes with a bench.json: same place, same name.
+#[cfg(feature = "plot")]
+fn png_beside(json: &std::path::Path) -> PathBuf {
+    json.with_extension("png")
+}
+
+#[cfg(feature = "plot")]
+fn replot(json: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let r = results::Results::load(json)?;
+    let png = png_beside(json);
+    plot::draw(&png, &r).map_err(|e| format!("cannot draw {}: {e}", png.display()))?;
+    eprintln!("wrote {} from {}", png.display(), json.display());
+    Ok(())
+}
+
+#[cfg(not(feature = "plot"))]
+fn replot(_json: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    Err("--replot: this binary was built without the `plot` feature".into())
 }
 
 fn run_peer(v: &[String]) {
@@ -211,10 +251,16 @@ fn run(a: &Args) {
     let md_path = a.out.join("bench.md");
     std::fs::write(&md_path, &md).expect("write bench.md");
     eprintln!("wrote {}", md_path.display());
+    let saved = results::Results::from_run(a.seconds, report::machine(), &tput, &lat);
+    let json = a.out.join("bench.json");
+    match saved.save(&json) {
+        Ok(()) => eprintln!("wrote {}", json.display()),
+        Err(e) => eprintln!("shmimage-bench: {e}"),
+    }
     #[cfg(feature = "plot")]
     if !a.skips("plot") {
-        let png = a.out.join("bench.png");
-        match plot::draw(&png, &tput, &lat) {
+        let png = png_beside(&json);
+        match plot::draw(&png, &saved) {
             Ok(()) => eprintln!("wrote {}", png.display()),
             Err(e) => eprintln!("shmimage-bench: no plot: {e}"),
         }

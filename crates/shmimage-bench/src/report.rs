@@ -14,7 +14,7 @@ pub const PIPE: &str = "pipeline copy (no shmimage)";
 pub const LOAN: &str = "shmimage loan+commit";
 pub const UNIX: &str = "Unix socket (stream)";
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
