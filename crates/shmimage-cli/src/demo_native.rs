@@ -238,7 +238,12 @@ pub fn writer(a: NativeRoleArgs) -> Result<()> {
             pattern.render(n, h, &mut px[..len]);
             let sum = checksum(&px[..len], w);
             stamp(&mut px[..len], n, sum);
-            loan.commit().map_err(|e| e.to_string())?;
+            match loan.commit() {
+                Ok(_) => {}
+                // Ctrl-C closes the writer under a loan in flight: a stop.
+                Err(_) if stopped() => break,
+                Err(e) => return Err(e.to_string().into()),
+            }
         }
     }
     // Let the readers take the last frames before they see us gone.
@@ -258,7 +263,9 @@ pub fn reader(a: NativeRoleArgs) -> Result<()> {
     let r = loop {
         match native::Reader::open(&a.file, &ReaderOptions::default()) {
             Ok(r) => break r,
-            Err(_) if start.elapsed() < Duration::from_secs(20) && !stopped() => {
+            // Stopped before the writer was up: nothing read, nothing wrong.
+            Err(_) if stopped() => return Ok(()),
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(e.to_string().into()),
