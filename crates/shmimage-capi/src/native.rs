@@ -121,6 +121,23 @@ fn lookup(id: u64) -> Result<Arc<Object>, c_int> {
     registry().get(&id).cloned().ok_or(Code::StaleHandle as c_int)
 }
 
+/// Remove handle `id` if `kind` accepts its object (BAD_ARGS otherwise,
+/// STALE_HANDLE when unknown). The object is dropped after the registry is
+/// unlocked: dropping a frame or a reader touches the stream.
+fn remove(id: u64, kind: impl Fn(&Object) -> bool) -> Result<(), c_int> {
+    let mut reg = registry();
+    match reg.get(&id).map(|o| kind(o)) {
+        Some(true) => {
+            let o = reg.remove(&id);
+            drop(reg);
+            drop(o);
+            Ok(())
+        }
+        Some(false) => Err(Code::BadArgs as c_int),
+        None => Err(Code::StaleHandle as c_int),
+    }
+}
+
 fn guarded(body: impl FnOnce() -> Result<(), c_int>) -> c_int {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
@@ -461,19 +478,7 @@ pub unsafe extern "C" fn shmimage_reader_missed(reader_handle: u64, out: *mut u6
 /// `shmimage_frame_release`: let the writer have the frame's slot back.
 #[no_mangle]
 pub extern "C" fn shmimage_frame_release(frame_handle: u64) -> c_int {
-    guarded(|| {
-        let mut reg = registry();
-        match reg.get(&frame_handle).map(|o| matches!(**o, Object::Frame(_))) {
-            Some(true) => {
-                let o = reg.remove(&frame_handle);
-                drop(reg);
-                drop(o);
-                Ok(())
-            }
-            Some(false) => Err(Code::BadArgs as c_int),
-            None => Err(Code::StaleHandle as c_int),
-        }
-    })
+    guarded(|| remove(frame_handle, |o| matches!(o, Object::Frame(_))))
 }
 
 /// `shmimage_close`: end every wait of a writer or reader now (they answer
@@ -494,19 +499,7 @@ pub extern "C" fn shmimage_close(handle: u64) -> c_int {
 /// loans stay usable until released).
 #[no_mangle]
 pub extern "C" fn shmimage_destroy(handle: u64) -> c_int {
-    guarded(|| {
-        let mut reg = registry();
-        match reg.get(&handle).map(|o| matches!(**o, Object::Writer(_) | Object::Reader(_))) {
-            Some(true) => {
-                let o = reg.remove(&handle);
-                drop(reg);
-                drop(o);
-                Ok(())
-            }
-            Some(false) => Err(Code::BadArgs as c_int),
-            None => Err(Code::StaleHandle as c_int),
-        }
-    })
+    guarded(|| remove(handle, |o| matches!(o, Object::Writer(_) | Object::Reader(_))))
 }
 
 /// `shmimage_errorstring`: a static description of any code.
