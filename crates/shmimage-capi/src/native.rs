@@ -121,18 +121,15 @@ fn lookup(id: u64) -> Result<Arc<Object>, c_int> {
     registry().get(&id).cloned().ok_or(Code::StaleHandle as c_int)
 }
 
-/// Remove handle `id` if `kind` accepts its object (BAD_ARGS otherwise,
-/// STALE_HANDLE when unknown). The object is dropped after the registry is
-/// unlocked: dropping a frame or a reader touches the stream.
-fn remove(id: u64, kind: impl Fn(&Object) -> bool) -> Result<(), c_int> {
+/// Take handle `id` out of the registry if `kind` accepts its object
+/// (BAD_ARGS otherwise, and the handle stays; STALE_HANDLE when unknown). The
+/// kind is checked under the registry lock, so a handle of another kind is
+/// never missing for a moment. The caller drops the object after the lock is
+/// released: dropping a frame or a reader touches the stream.
+fn remove(id: u64, kind: impl Fn(&Object) -> bool) -> Result<Arc<Object>, c_int> {
     let mut reg = registry();
     match reg.get(&id).map(|o| kind(o)) {
-        Some(true) => {
-            let o = reg.remove(&id);
-            drop(reg);
-            drop(o);
-            Ok(())
-        }
+        Some(true) => reg.remove(&id).ok_or(Code::StaleHandle as c_int),
         Some(false) => Err(Code::BadArgs as c_int),
         None => Err(Code::StaleHandle as c_int),
     }
@@ -361,13 +358,10 @@ pub unsafe extern "C" fn shmimage_writer_loan(
 }
 
 fn take_loan(handle: u64) -> Result<WriteLoan, c_int> {
-    let o = registry().remove(&handle).ok_or(Code::StaleHandle as c_int)?;
+    let o = remove(handle, |o| matches!(o, Object::Loan(_)))?;
     match &*o {
         Object::Loan(m) => m.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or(Code::StaleHandle as c_int),
-        _ => {
-            registry().insert(handle, o);
-            Err(Code::BadArgs as c_int)
-        }
+        _ => Err(Code::BadArgs as c_int),
     }
 }
 
@@ -478,7 +472,7 @@ pub unsafe extern "C" fn shmimage_reader_missed(reader_handle: u64, out: *mut u6
 /// `shmimage_frame_release`: let the writer have the frame's slot back.
 #[no_mangle]
 pub extern "C" fn shmimage_frame_release(frame_handle: u64) -> c_int {
-    guarded(|| remove(frame_handle, |o| matches!(o, Object::Frame(_))))
+    guarded(|| remove(frame_handle, |o| matches!(o, Object::Frame(_))).map(drop))
 }
 
 /// `shmimage_close`: end every wait of a writer or reader now (they answer
@@ -499,7 +493,7 @@ pub extern "C" fn shmimage_close(handle: u64) -> c_int {
 /// loans stay usable until released).
 #[no_mangle]
 pub extern "C" fn shmimage_destroy(handle: u64) -> c_int {
-    guarded(|| remove(handle, |o| matches!(o, Object::Writer(_) | Object::Reader(_))))
+    guarded(|| remove(handle, |o| matches!(o, Object::Writer(_) | Object::Reader(_))).map(drop))
 }
 
 /// `shmimage_errorstring`: a static description of any code.
