@@ -220,6 +220,28 @@ fn writer_options(o: Option<&CWriterOptions>) -> WriterOptions {
     w
 }
 
+/// The body of `shmimage_writer_create` and `shmimage_writer_open`, which
+/// differ only in how the engine's writer is made.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` NULL or valid; `out` writable.
+unsafe fn new_writer(
+    path: *const c_char,
+    options: *const CWriterOptions,
+    out: *mut u64,
+    make: fn(&Path, &WriterOptions) -> shmimage::native::Result<Writer>,
+) -> c_int {
+    guarded(|| {
+        // SAFETY: forwarded from this function's contract.
+        let path = unsafe { path_arg(path)? };
+        // SAFETY: NULL or a valid options struct, by contract.
+        let o = writer_options(unsafe { options.as_ref() });
+        let w = make(path, &o).map_err(code)?;
+        // SAFETY: forwarded.
+        unsafe { put(out, insert(Object::Writer(w))) }
+    })
+}
+
 /// `shmimage_writer_create`: create a new native stream file and become its writer.
 ///
 /// # Safety
@@ -230,15 +252,8 @@ pub unsafe extern "C" fn shmimage_writer_create(
     options: *const CWriterOptions,
     out: *mut u64,
 ) -> c_int {
-    guarded(|| {
-        // SAFETY: forwarded from this function's contract.
-        let path = unsafe { path_arg(path)? };
-        // SAFETY: NULL or a valid options struct, by contract.
-        let o = writer_options(unsafe { options.as_ref() });
-        let w = Writer::create(path, &o).map_err(code)?;
-        // SAFETY: forwarded.
-        unsafe { put(out, insert(Object::Writer(w))) }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { new_writer(path, options, out, |p, o| Writer::create(p, o)) }
 }
 
 /// `shmimage_writer_open`: become the writer of an existing native stream
@@ -252,15 +267,8 @@ pub unsafe extern "C" fn shmimage_writer_open(
     options: *const CWriterOptions,
     out: *mut u64,
 ) -> c_int {
-    guarded(|| {
-        // SAFETY: forwarded from this function's contract.
-        let path = unsafe { path_arg(path)? };
-        // SAFETY: NULL or a valid options struct, by contract.
-        let o = writer_options(unsafe { options.as_ref() });
-        let w = Writer::open(path, &o).map_err(code)?;
-        // SAFETY: forwarded.
-        unsafe { put(out, insert(Object::Writer(w))) }
-    })
+    // SAFETY: forwarded from this function's contract.
+    unsafe { new_writer(path, options, out, |p, o| Writer::open(p, o)) }
 }
 
 fn writer(id: u64) -> Result<Arc<Object>, c_int> {
