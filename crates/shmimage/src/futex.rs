@@ -21,9 +21,14 @@ static NO_WAITV: AtomicBool = AtomicBool::new(false);
 
 /// Wake every process sleeping on `word`.
 pub(crate) fn wake(word: &AtomicU32) {
+    // The kernel reads the count as a signed int: u32::MAX would be -1 and
+    // wake exactly one sleeper, leaving the rest to their POLL_SLICE timeout.
     // An error here (never expected) only costs a waiter up to POLL_SLICE.
-    let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+    let _ = futex::wake(word, futex::Flags::empty(), WAKE_ALL);
 }
+
+/// "Every sleeper" as FUTEX_WAKE counts them (INT_MAX).
+const WAKE_ALL: u32 = i32::MAX as u32;
 
 /// Sleep until any word differs from its `expected` value, a wake, or
 /// `timeout` (capped at [`POLL_SLICE`]) passes. Returns at once if a word
@@ -108,6 +113,30 @@ mod tests {
         }
         // 100 waits that each sleep the full millisecond would take >= 100 ms.
         assert!(t.elapsed() < Duration::from_millis(100));
+    }
+
+    /// One wake ends every sleep on the word. Each sleeper waits 20 s
+    /// without the 1 ms cap, so one left asleep is not hidden by a timeout;
+    /// the word changes before the wake, so a thread that had not yet gone
+    /// to sleep returns at once instead of sleeping through it.
+    #[test]
+    fn one_wake_ends_every_sleep_on_the_word() {
+        const SLEEPERS: usize = 4;
+        let word = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..SLEEPERS)
+            .map(|_| {
+                let w = Arc::clone(&word);
+                std::thread::spawn(move || {
+                    let rel = Timespec { tv_sec: 20, tv_nsec: 0 };
+                    !matches!(futex::wait(&w, futex::Flags::empty(), 0, Some(&rel)), Err(rustix::io::Errno::TIMEDOUT))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        word.store(1, Ordering::SeqCst);
+        wake(&word);
+        let woken = threads.into_iter().map(|t| t.join().unwrap()).filter(|&w| w).count();
+        assert_eq!(woken, SLEEPERS, "sleepers left to time out after one wake");
     }
 
     #[test]
