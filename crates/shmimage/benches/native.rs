@@ -129,46 +129,103 @@ criterion_group! {
     targets = loan_commit_vs_size, loan_commit_vs_idle_readers, loan_commit_vs_readers, hold_read_release_vs_plain_read
 }
 
-/// Commit-to-wake latency: readers (threads) asleep in `read`, the writer
-/// commits every 2 ms; each reader measures now minus the frame's publish
-/// time (both CLOCK_MONOTONIC). p50 and p99 for 1 and 4 readers.
+/// Commit-to-wake latency against the kernel's floor, for 1, 2 and 4
+/// readers. Engine: reader threads asleep in `read`, the writer commits a
+/// tiny frame every 2 ms, each reader takes now minus the frame's publish
+/// time (both CLOCK_MONOTONIC). Floor: the same number of threads asleep in
+/// a bare FUTEX_WAIT on one word, woken by one FUTEX_WAKE after the time is
+/// stamped: what any shared-memory wake-up costs on this machine, with no
+/// protocol. The two alternate in rounds so a change of load hits both.
 fn wake_latency() {
+    const ROUNDS: usize = 5;
+    const FRAMES: usize = 100;
+    println!("\nwake-up p50 / p99 (us), {ROUNDS} alternating rounds of {FRAMES} wakes per reader, commits 2 ms apart:");
+    println!("| readers | engine p50 | engine p99 | bare futex p50 | bare futex p99 | engine / futex (p50) |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut p50s = Vec::new();
     for readers in [1usize, 2, 4] {
-        let d = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
-        let p = d.path().join("s");
-        let w = Writer::create(&p, &WriterOptions { slots: 4, slot_bytes: 4096, ..Default::default() }).unwrap();
-        let desc = FrameDesc::packed(PixelFormat::Gray8, 8, 8).unwrap();
-        const FRAMES: usize = 500;
-        let threads: Vec<_> = (0..readers)
-            .map(|_| {
-                let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
-                std::thread::spawn(move || {
-                    let mut lat = Vec::with_capacity(FRAMES);
-                    while lat.len() < FRAMES {
-                        let Ok(f) = r.read(Some(Duration::from_secs(5))) else { break };
-                        lat.push(shmimage::native::now_mono_ns().saturating_sub(f.timestamps().publish_mono_ns));
-                    }
-                    lat
-                })
-            })
-            .collect();
-        while w.readers().len() < readers {
-            std::thread::sleep(Duration::from_millis(1));
+        let (mut engine, mut floor) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            engine.extend(engine_wakes(readers, FRAMES));
+            floor.extend(bare_futex_wakes(readers, FRAMES));
         }
-        for _ in 0..FRAMES {
-            std::thread::sleep(Duration::from_millis(2));
-            w.put(&desc, &[1; 64], &Default::default()).unwrap();
-        }
-        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
-        all.sort_unstable();
-        let q = |f: f64| all.get(((all.len() as f64 - 1.0) * f) as usize).copied().unwrap_or(0) as f64 / 1000.0;
-        println!(
-            "native_wake_latency/readers/{readers}: p50 {:.1} us, p99 {:.1} us ({} wakes)",
-            q(0.5),
-            q(0.99),
-            all.len()
-        );
+        let (e, f) = (quantiles(&mut engine), quantiles(&mut floor));
+        println!("| {readers} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}x |", e.0, e.1, f.0, f.1, e.0 / f.0);
+        p50s.push((readers, e.0, f.0));
     }
+    if let (Some(one), Some(four)) = (p50s.first(), p50s.last()) {
+        println!("4 readers / 1 reader (p50): engine {:.2}x, bare futex {:.2}x", four.1 / one.1, four.2 / one.2);
+    }
+}
+
+/// p50 and p99 in microseconds.
+fn quantiles(ns: &mut [u64]) -> (f64, f64) {
+    ns.sort_unstable();
+    let q = |f: f64| ns.get(((ns.len() as f64 - 1.0) * f) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    (q(0.5), q(0.99))
+}
+
+fn engine_wakes(readers: usize, frames: usize) -> Vec<u64> {
+    let d = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let p = d.path().join("s");
+    let w = Writer::create(&p, &WriterOptions { slots: 4, slot_bytes: 4096, ..Default::default() }).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 8, 8).unwrap();
+    let threads: Vec<_> = (0..readers)
+        .map(|_| {
+            let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(frames);
+                while lat.len() < frames {
+                    let Ok(f) = r.read(Some(Duration::from_secs(1))) else { break };
+                    lat.push(shmimage::native::now_mono_ns().saturating_sub(f.timestamps().publish_mono_ns));
+                }
+                lat
+            })
+        })
+        .collect();
+    while w.readers().len() < readers {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for _ in 0..frames {
+        std::thread::sleep(Duration::from_millis(2));
+        w.put(&desc, &[1; 64], &Default::default()).unwrap();
+    }
+    threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+}
+
+fn bare_futex_wakes(readers: usize, wakes: usize) -> Vec<u64> {
+    use rustix::thread::futex;
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+    let word = Arc::new((AtomicU32::new(0), AtomicU64::new(0)));
+    let threads: Vec<_> = (0..readers)
+        .map(|_| {
+            let word = Arc::clone(&word);
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(wakes);
+                let mut seen = 0;
+                // Until the last bump (not a sample count: two bumps seen as one give one sample).
+                while seen != wakes as u32 {
+                    let now = word.0.load(Ordering::SeqCst);
+                    if now != seen {
+                        lat.push(shmimage::native::now_mono_ns().saturating_sub(word.1.load(Ordering::SeqCst)));
+                        seen = now;
+                        continue;
+                    }
+                    let slice = rustix::time::Timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+                    let _ = futex::wait(&word.0, futex::Flags::empty(), seen, Some(&slice));
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..wakes {
+        std::thread::sleep(Duration::from_millis(2));
+        word.1.store(shmimage::native::now_mono_ns(), Ordering::SeqCst);
+        word.0.fetch_add(1, Ordering::SeqCst);
+        let _ = futex::wake(&word.0, futex::Flags::empty(), i32::MAX as u32);
+    }
+    threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
 }
 
 fn main() {

@@ -32,6 +32,10 @@ struct State {
     /// Frames of this reader alive per slot; the slot's hold bit is set while > 0.
     held: Vec<u32>,
     writer_seen: bool,
+    /// The commit word when the writer was last known alive (a liveness
+    /// probe, or a commit seen since): while the word moves, the writer is
+    /// committing and no probe is needed.
+    alive_at_word: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -100,7 +104,7 @@ impl Reader {
             if let Some(f) = self.take(false)? {
                 return Ok(f);
             }
-            if !self.writer_alive() {
+            if !self.writer_alive_at(seen) {
                 return Err(Error::WriterGone { path: sh.path().to_owned() });
             }
             let waited = start.elapsed();
@@ -146,6 +150,26 @@ impl Reader {
     /// The writer epoch in the file now (it goes up with each writer).
     pub fn epoch(&self) -> u32 {
         self.inner.sh.header_u32(header::EPOCH).load(Ordering::Acquire)
+    }
+
+    /// [`Reader::writer_alive`], but without the system call when the commit
+    /// word moved since the writer was last known alive: a writer that just
+    /// committed was alive then, and the probe on the next quiet wait (at
+    /// most one poll slice later) sees its death. This keeps the liveness
+    /// probe off the path from one frame's wake-up to the next sleep, which
+    /// on a machine with fewer cores than readers is time every later reader
+    /// waits for.
+    fn writer_alive_at(&self, word: u32) -> bool {
+        {
+            let mut st = self.state();
+            if st.alive_at_word.is_some_and(|w| w != word) {
+                st.alive_at_word = Some(word);
+                return true;
+            }
+        }
+        let alive = self.writer_alive();
+        self.state().alive_at_word = alive.then_some(word);
+        alive
     }
 
     /// Whether a writer process holds the stream now.
