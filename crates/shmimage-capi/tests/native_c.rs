@@ -110,6 +110,42 @@ fn the_c_exchange_under_valgrind_memcheck() {
     exchange(40, true);
 }
 
+/// A C writer killed with SIGKILL leaves its stream; a second C writer finds
+/// it (create answers ALREADY_EXISTS), opens it, takes it over and goes on.
+/// A reader that joined under the first writer keeps reading: it sees the
+/// new writer's frame and the epoch go from 1 to 2.
+#[test]
+fn a_c_writer_takes_over_the_stream_of_a_killed_one() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let prog = compile("native_takeover", &cc, "tests/native_c/takeover.c");
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("stream");
+    /// The first writer never exits by itself: kill it even if an assertion fails first.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = Killed(Command::new(&prog).arg(&p).arg("hang").stdout(Stdio::piped()).spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(first.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let reader = shmimage::native::Reader::open(&p, &Default::default()).unwrap();
+    let f = reader.read(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((f.metadata(), reader.epoch()), (&b"first"[..], 1));
+    drop(f);
+    drop(first); // SIGKILL, then reaped
+    let second = Command::new(&prog).arg(&p).arg("open").output().unwrap();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success() && out.contains("TOOK OVER"), "second writer: {out} {:?}", second.status);
+    let f = reader.read(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((f.metadata(), reader.epoch()), (&b"second"[..], 2));
+}
+
 #[test]
 fn the_header_compiles_as_c_and_cpp_and_codes_have_strings() {
     let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shmimage_h_check.c");
