@@ -3,7 +3,8 @@
 #   copy: put_frame vs memcpy at 720p/1080p/4K, the first two frames of a fresh
 #         stream with and without prefault, the banded 4K drop-in lock
 #         (assembled vs kept in place);
-#   wake: a two-process ping-pong over two streams vs over a Unix socket.
+#   wake: a two-process ping-pong over two streams vs over a Unix socket and a
+#         bare futex, between the same two threads.
 # Each prints a "summary" block of markdown rows at the end (docs/benchmarks.md).
 #
 # Huge pages: /dev/shm is mounted huge=never on most systems, so the first-touch
