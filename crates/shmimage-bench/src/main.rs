@@ -148,7 +148,7 @@ fn run_peer(v: &[String]) {
         #[cfg(feature = "iceoryx2")]
         "ice-read" => ice::peer_read(arg(1), arg(2).parse().expect("frame bytes")),
         #[cfg(feature = "iceoryx2")]
-        "ice-wait" => ice::peer_latency(arg(1)),
+        "ice-wait" => ice::peer_latency(arg(1), 1),
         other => panic!("unknown peer role {other:?}"),
     }
 }
