@@ -111,22 +111,24 @@ pub fn wake(readers: u32, secs: f64) -> Result<WakeRow, Err> {
     let args = ["ice-fan-wait".into(), format!("{frames}|{wake}"), n.to_string()];
     let children = start_peers(&ends, n, &args)?;
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let (mut sent, mut refused) = (0u64, 0u64);
+    let (mut publish, mut refused) = (Vec::with_capacity(1 << 12), 0u64);
     while Instant::now() < end {
         std::thread::sleep(WAKE_GAP);
+        let t = Instant::now();
         let Ok(s) = publisher.loan_slice_uninit(8) else {
             refused += 1;
             continue;
         };
         s.write_from_slice(&now_ns().to_le_bytes()).send()?;
         notifier.notify()?;
-        sent += 1;
+        publish.push(t.elapsed().as_nanos() as u64);
     }
     send_end(&publisher, &notifier)?;
-    let samples: Vec<u64> = children.into_iter().flat_map(|c| collect(c, "iceoryx2 listener").latencies).collect();
+    let each: Vec<Vec<u64>> = children.into_iter().map(|c| collect(c, "iceoryx2 listener").latencies).collect();
     let note = format!(
-        "{sent} notifications, one every {} ms (loans refused {refused}); stamp, send, notify -> listener wakes and receives the stamp",
+        "{} notifications, one every {} ms (loans refused {refused}); stamp, send, notify -> listener wakes and receives the stamp",
+        publish.len(),
         WAKE_GAP.as_millis()
     );
-    Ok(WakeRow::from_samples(EVENT, readers, samples, &note))
+    Ok(WakeRow::from_samples(EVENT, readers, each, median_ns(&mut publish), &note))
 }

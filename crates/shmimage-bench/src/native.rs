@@ -275,16 +275,18 @@ pub fn wake(readers: u32, secs: f64) -> WakeRow {
     let children = start_readers(&w, "native-wait", &path.arg(), readers, &[]);
     let desc = FrameDesc::packed(PixelFormat::Gray8, 8, 8).expect("8x8 descriptor");
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let mut sent = 0u64;
+    let mut puts = Vec::with_capacity(1 << 12);
     while Instant::now() < end {
         std::thread::sleep(WAKE_GAP);
+        let t = Instant::now();
         w.put(&desc, &[1; 64], &FrameInfo::default()).expect("native put");
-        sent += 1;
+        puts.push(t.elapsed().as_nanos() as u64);
     }
     drop(w);
-    let samples: Vec<u64> = children.into_iter().flat_map(|c| collect(c, "native wake reader").latencies).collect();
-    let note = format!("{sent} frames, one every {} ms; commit -> read returns the frame", WAKE_GAP.as_millis());
-    WakeRow::from_samples(SYSTEM, readers, samples, &note)
+    let each: Vec<Vec<u64>> = children.into_iter().map(|c| collect(c, "native wake reader").latencies).collect();
+    let note =
+        format!("{} frames, one every {} ms; commit -> read returns the frame", puts.len(), WAKE_GAP.as_millis());
+    WakeRow::from_samples(SYSTEM, readers, each, median_ns(&mut puts), &note)
 }
 
 /// Peer of the wake-up test: sleep in `read`, record now minus the publish

@@ -109,12 +109,19 @@ pub struct WakeRow {
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// Each reader's own p50: whether all wake alike or some later.
+    pub p50_each_us: Vec<f64>,
+    /// The writer's median cost of publishing one tiny frame with the
+    /// readers asleep: `put` (shmimage), loan + send + notify (iceoryx2).
+    pub publish_us: f64,
     pub note: String,
 }
 
 impl WakeRow {
-    pub fn from_samples(system: &str, readers: u32, samples: Vec<u64>, note: &str) -> WakeRow {
-        let l = Latency::new(system, samples, note);
+    /// The row from each reader's samples (ns) and the writer's median publish cost (ns).
+    pub fn from_samples(system: &str, readers: u32, each: Vec<Vec<u64>>, publish_ns: f64, note: &str) -> WakeRow {
+        let p50_each_us = each.iter().map(|v| Latency::new(system, v.clone(), note).p(0.5) / 1e3).collect();
+        let l = Latency::new(system, each.into_iter().flatten().collect(), note);
         WakeRow {
             system: system.to_owned(),
             readers,
@@ -122,6 +129,8 @@ impl WakeRow {
             p50_us: l.p(0.5) / 1e3,
             p99_us: l.p(0.99) / 1e3,
             p999_us: l.p(0.999) / 1e3,
+            p50_each_us,
+            publish_us: publish_ns / 1e3,
             note: note.to_owned(),
         }
     }
@@ -303,8 +312,8 @@ pub(crate) mod tests {
                 fanout("iceoryx2 pub/sub", 2, vec![350.0, 450.0], vec![300.0, 300.0]),
             ],
             wake: vec![
-                WakeRow::from_samples("shmimage native", 1, (1..=100).map(|v| v * 1000).collect(), "w"),
-                WakeRow::from_samples("iceoryx2 event", 4, vec![20_000; 10], "w"),
+                WakeRow::from_samples("shmimage native", 1, vec![(1..=100).map(|v| v * 1000).collect()], 1500.0, "w"),
+                WakeRow::from_samples("iceoryx2 event", 4, vec![vec![10_000; 5], vec![30_000; 5]], 2500.0, "w"),
             ],
         }
     }
@@ -329,7 +338,9 @@ pub(crate) mod tests {
         assert_eq!(middle(&[3.0, 1.0, 2.0]), 2.0);
         assert!(middle(&[]).is_nan());
         let w = &n.wake[0];
-        assert_eq!((w.samples, w.p50_us, w.p99_us), (100, 50.0, 99.0));
+        assert_eq!((w.samples, w.p50_us, w.p99_us, w.publish_us), (100, 50.0, 99.0, 1.5));
+        assert_eq!(n.wake[1].p50_each_us, vec![10.0, 30.0]);
+        assert_eq!((n.wake[1].samples, n.wake[1].p50_us), (10, 10.0));
         assert_eq!(w.as_latency().method, "shmimage native, 1 reader");
         assert_eq!(n.wake[1].as_latency().method, "iceoryx2 event, 4 listeners");
     }

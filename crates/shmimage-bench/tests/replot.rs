@@ -42,8 +42,10 @@ fn with_native() -> String {
        "read_us": [320.0, 340.0], "plain_us": [300.0, 310.0], "frames_per_s": [700.0, 700.0], "note": ""}
     ],
     "wake": [
-      {"system": "shmimage native", "readers": 1, "samples": 100, "p50_us": 14.0, "p99_us": 40.0, "p999_us": 90.0, "note": ""},
-      {"system": "iceoryx2 event", "readers": 1, "samples": 100, "p50_us": 19.0, "p99_us": 50.0, "p999_us": 99.0, "note": ""}
+      {"system": "shmimage native", "readers": 1, "samples": 100, "p50_us": 14.0, "p99_us": 40.0, "p999_us": 90.0,
+       "p50_each_us": [14.0], "publish_us": 1.2, "note": ""},
+      {"system": "iceoryx2 event", "readers": 1, "samples": 100, "p50_us": 19.0, "p99_us": 50.0, "p999_us": 99.0,
+       "p50_each_us": [19.0], "publish_us": 2.2, "note": ""}
     ]
   }
 }
