@@ -285,7 +285,8 @@ fn run(a: &Args) {
 /// with as many subscribers (issue 12). Fan-out runs half a measurement per
 /// reader count, wake-up a whole one (500 wakes a second at 2 ms), so the
 /// part takes about 10 measurements in all.
-#[cfg_attr(not(feature = "iceoryx2"), allow(unused_variables))]
+// Without iceoryx2 only the native rows run: `ice` and `notes` go unused.
+#[cfg_attr(not(feature = "iceoryx2"), allow(unused_variables, clippy::ptr_arg))]
 fn run_native(a: &Args, notes: &mut Vec<String>) -> results::Native {
     let mut n = results::Native::default();
     let fan_secs = a.seconds / 2.0;
