@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark suite (issue 7): shmimage between two processes against
-# memcpy, Unix socket, pipe, TCP loopback, GStreamer shm and iceoryx2.
+# memcpy, Unix socket, pipe, TCP loopback, GStreamer shm and iceoryx2, and the
+# native stream with 1-8 reader processes against iceoryx2 (issue 12).
 # Prints a markdown table and writes target/bench/bench.md, bench.json (the
 # numbers) and bench.png (drawn from bench.json; --replot redraws it alone).
 #

@@ -16,51 +16,64 @@ use crate::common::*;
 
 type Err = Box<dyn std::error::Error>;
 
-fn names() -> (String, String) {
+pub(crate) fn names() -> (String, String) {
     let id = format!("shmimage-bench/{}/{}", std::process::id(), now_ns());
     (format!("{id}/frames"), format!("{id}/wake"))
 }
 
-struct Ends {
+pub(crate) struct Ends {
     _node: Node<ipc::Service>,
-    pubsub: iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>,
-    events: iceoryx2::service::port_factory::event::PortFactory<ipc::Service>,
+    pub(crate) pubsub: iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>,
+    pub(crate) events: iceoryx2::service::port_factory::event::PortFactory<ipc::Service>,
 }
 
-fn open(frames: &str, wake: &str) -> Result<Ends, Err> {
+/// The frames service with room for `subscribers`, and its wake-up event
+/// service. Every subscriber keeps the newest frame only: a queue of one
+/// with safe overflow (a newer frame replaces an unread one, the publisher
+/// never blocks), history 0, one sample borrowed at a time.
+pub(crate) fn open(frames: &str, wake: &str, subscribers: usize) -> Result<Ends, Err> {
     set_log_level(LogLevel::Error);
     let node = NodeBuilder::new().create::<ipc::Service>()?;
     let pubsub = node
         .service_builder(&frames.try_into()?)
         .publish_subscribe::<[u8]>()
         .max_publishers(1)
-        .max_subscribers(1)
+        .max_subscribers(subscribers)
         .history_size(0)
         .subscriber_max_buffer_size(1)
         .subscriber_max_borrowed_samples(1)
         .enable_safe_overflow(true)
         .open_or_create()?;
-    let events = node.service_builder(&wake.try_into()?).event().open_or_create()?;
+    let events = node.service_builder(&wake.try_into()?).event().max_listeners(subscribers.max(16)).open_or_create()?;
     Ok(Ends { _node: node, pubsub, events })
 }
 
 /// Start the subscriber peer and wait until both of its ports exist, so no
 /// frame is published into the void.
 fn start_peer(role: &str, ends: &Ends, frames: &str, wake: &str, bytes: usize) -> Result<std::process::Child, Err> {
-    let child = peer(&[role.into(), format!("{frames}|{wake}"), bytes.to_string()]).spawn()?;
+    let args = [role.into(), format!("{frames}|{wake}"), bytes.to_string()];
+    let mut children = start_peers(ends, 1, &args)?;
+    Ok(children.remove(0))
+}
+
+/// Start `n` subscriber peers with `args` and wait until all their
+/// subscribers and listeners exist.
+pub(crate) fn start_peers(ends: &Ends, n: usize, args: &[String]) -> Result<Vec<std::process::Child>, Err> {
+    let children = (0..n).map(|_| peer(args).spawn()).collect::<Result<Vec<_>, _>>()?;
     let t0 = Instant::now();
-    while ends.pubsub.dynamic_config().number_of_subscribers() == 0
-        || ends.events.dynamic_config().number_of_listeners() == 0
+    while ends.pubsub.dynamic_config().number_of_subscribers() < n
+        || ends.events.dynamic_config().number_of_listeners() < n
     {
         if t0.elapsed() > Duration::from_secs(20) {
-            return Err("the iceoryx2 subscriber did not appear within 20 s".into());
+            return Err(format!("{n} iceoryx2 subscribers did not appear within 20 s").into());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Ok(child)
+    Ok(children)
 }
 
-fn send_end(
+/// A one-byte sample, which no frame is: the subscribers stop.
+pub(crate) fn send_end(
     publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>,
     notifier: &iceoryx2::port::notifier::Notifier<ipc::Service>,
 ) -> Result<(), Err> {
@@ -77,7 +90,7 @@ fn send_end(
 
 pub fn throughput(size: Size, secs: f64) -> Result<Tput, Err> {
     let (frames, wake) = names();
-    let ends = open(&frames, &wake)?;
+    let ends = open(&frames, &wake, 1)?;
     let publisher =
         ends.pubsub.publisher_builder().initial_max_slice_len(size.bytes()).max_loaned_samples(1).create()?;
     let notifier = ends.events.notifier_builder().create()?;
@@ -116,13 +129,13 @@ pub fn throughput(size: Size, secs: f64) -> Result<Tput, Err> {
     })
 }
 
-fn split(arg: &str) -> (&str, &str) {
+pub(crate) fn split(arg: &str) -> (&str, &str) {
     arg.split_once('|').expect("peer argument is frames|wake")
 }
 
 pub fn peer_read(arg: &str, bytes: usize) {
     let (frames, wake) = split(arg);
-    let ends = open(frames, wake).expect("open iceoryx2 services");
+    let ends = open(frames, wake, 1).expect("open iceoryx2 services");
     let subscriber = ends.pubsub.subscriber_builder().create().expect("subscriber");
     let listener = ends.events.listener_builder().create().expect("listener");
     let (mut first, mut last, mut n, mut acc) = (None, None, 0u64, 0u64);
@@ -156,7 +169,7 @@ pub fn peer_read(arg: &str, bytes: usize) {
 /// stamp, notify; the subscriber wakes in the listener and receives.
 pub fn latency(secs: f64) -> Result<Latency, Err> {
     let (frames, wake) = names();
-    let ends = open(&frames, &wake)?;
+    let ends = open(&frames, &wake, 1)?;
     let publisher = ends.pubsub.publisher_builder().initial_max_slice_len(64).max_loaned_samples(1).create()?;
     let notifier = ends.events.notifier_builder().create()?;
     let child = start_peer("ice-wait", &ends, &frames, &wake, 64)?;
@@ -174,9 +187,12 @@ pub fn latency(secs: f64) -> Result<Latency, Err> {
     Ok(Latency::new("iceoryx2 event wait + receive", rep.latencies, "same pacing and stamp as shmimage"))
 }
 
-pub fn peer_latency(arg: &str) {
+/// Peer of the latency tests (also with several listeners, `ice_native`):
+/// sleep in the listener, then take every stamp queued and record now minus
+/// the stamp.
+pub fn peer_latency(arg: &str, subscribers: usize) {
     let (frames, wake) = split(arg);
-    let ends = open(frames, wake).expect("open iceoryx2 services");
+    let ends = open(frames, wake, subscribers).expect("open iceoryx2 services");
     let subscriber = ends.pubsub.subscriber_builder().create().expect("subscriber");
     let listener = ends.events.listener_builder().create().expect("listener");
     let mut lat = Vec::with_capacity(1 << 16);

@@ -11,6 +11,9 @@ mod common;
 mod gst;
 #[cfg(feature = "iceoryx2")]
 mod ice;
+#[cfg(feature = "iceoryx2")]
+mod ice_native;
+mod native;
 mod pipeline;
 #[cfg(feature = "plot")]
 mod plot;
@@ -29,7 +32,9 @@ usage: shmimage-bench [--quick] [--seconds S] [--sizes 720p,1080p,4K] [--out DIR
   --seconds S    seconds per throughput measurement (default 3); latency tests run 2 S
   --sizes LIST   comma-separated: 720p, 1080p, 4K or WxH (default all three)
   --out DIR      where bench.md, bench.json and bench.png go (default target/bench)
-  --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, pipeline, plot
+  --skip LIST    comma-separated parts to leave out: latency, gst, iceoryx2, streams, banded, pipeline,
+                 native, plot (native: the native stream with 1-8 reader processes at 1080p,
+                 against iceoryx2 unless iceoryx2 is skipped too)
   --replot FILE  measure nothing: redraw the plot from a run's saved bench.json into the
                  PNG of the same name beside it (docs/img/bench.json -> docs/img/bench.png)
 ";
@@ -148,7 +153,15 @@ fn run_peer(v: &[String]) {
         #[cfg(feature = "iceoryx2")]
         "ice-read" => ice::peer_read(arg(1), arg(2).parse().expect("frame bytes")),
         #[cfg(feature = "iceoryx2")]
-        "ice-wait" => ice::peer_latency(arg(1)),
+        "ice-wait" => ice::peer_latency(arg(1), 1),
+        "native-read" => native::peer_read(arg(1), arg(2).parse().expect("frame bytes")),
+        "native-wait" => native::peer_wait(arg(1)),
+        #[cfg(feature = "iceoryx2")]
+        "ice-fan-read" => {
+            ice_native::peer_read(arg(1), arg(2).parse().expect("frame bytes"), arg(3).parse().expect("subscribers"))
+        }
+        #[cfg(feature = "iceoryx2")]
+        "ice-fan-wait" => ice::peer_latency(arg(1), arg(2).parse().expect("subscribers")),
         other => panic!("unknown peer role {other:?}"),
     }
 }
@@ -245,13 +258,14 @@ fn run(a: &Args) {
             }
         }
     }
-    let md = report::markdown(a, &tput, &lat, &notes, started.elapsed());
+    let native = if a.skips("native") { results::Native::default() } else { run_native(a, &mut notes) };
+    let md = report::markdown(a, &tput, &lat, &native, &notes, started.elapsed());
     print!("{md}");
     std::fs::create_dir_all(&a.out).expect("create the output directory");
     let md_path = a.out.join("bench.md");
     std::fs::write(&md_path, &md).expect("write bench.md");
     eprintln!("wrote {}", md_path.display());
-    let saved = results::Results::from_run(a.seconds, report::machine(), &tput, &lat);
+    let saved = results::Results::from_run(a.seconds, report::machine(), &tput, &lat, native);
     let json = a.out.join("bench.json");
     match saved.save(&json) {
         Ok(()) => eprintln!("wrote {}", json.display()),
@@ -265,6 +279,43 @@ fn run(a: &Args) {
             Err(e) => eprintln!("shmimage-bench: no plot: {e}"),
         }
     }
+}
+
+/// The native stream with several reader processes, and iceoryx2 beside it
+/// with as many subscribers (issue 12). Fan-out runs half a measurement per
+/// reader count, wake-up a whole one (500 wakes a second at 2 ms), so the
+/// part takes about 10 measurements in all.
+// Without iceoryx2 only the native rows run: `ice` and `notes` go unused.
+#[cfg_attr(not(feature = "iceoryx2"), allow(unused_variables, clippy::ptr_arg))]
+fn run_native(a: &Args, notes: &mut Vec<String>) -> results::Native {
+    let mut n = results::Native::default();
+    let fan_secs = a.seconds / 2.0;
+    let ice = !a.skips("iceoryx2");
+    for readers in native::FANOUT_READERS {
+        progress(&format!("native stream, {readers} reader processes"), Some(native::SIZE));
+        n.fanout.push(native::fanout(readers, fan_secs));
+        #[cfg(feature = "iceoryx2")]
+        if ice {
+            progress(&format!("iceoryx2 pub/sub, {readers} subscriber processes"), Some(native::SIZE));
+            match ice_native::fanout(readers, fan_secs) {
+                Ok(r) => n.fanout.push(r),
+                Err(e) => notes.push(format!("iceoryx2 pub/sub with {readers} subscribers: {e}")),
+            }
+        }
+    }
+    for readers in native::WAKE_READERS {
+        progress(&format!("wake-up: native stream, {readers} readers"), None);
+        n.wake.push(native::wake(readers, a.seconds));
+        #[cfg(feature = "iceoryx2")]
+        if ice {
+            progress(&format!("wake-up: iceoryx2 event, {readers} listeners"), None);
+            match ice_native::wake(readers, a.seconds) {
+                Ok(r) => n.wake.push(r),
+                Err(e) => notes.push(format!("iceoryx2 event wake-up with {readers} listeners: {e}")),
+            }
+        }
+    }
+    n
 }
 
 /// The limit for one copy: warm source and destination in this process.

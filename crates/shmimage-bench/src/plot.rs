@@ -1,6 +1,9 @@
-//! bench.png: frames/s per transport for each size (one panel a size), and
-//! wake-up latency percentiles on a log axis, drawn from a run's results
-//! (the same `Results` that bench.json holds, so `--replot` draws the same).
+//! bench.png: frames/s per transport for each size (one panel a size), the
+//! native stream against iceoryx2 with N readers (two panels: each reader's
+//! rate, the writer's cost per frame), and wake-up latency percentiles on a
+//! log axis (the native rows with N readers among them), drawn from a run's
+//! results (the same `Results` that bench.json holds, so `--replot` draws
+//! the same).
 
 use std::error::Error;
 use std::path::Path;
@@ -9,7 +12,7 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::results::{LatencyRow, Results};
+use crate::results::{LatencyRow, Native, Results};
 
 const FONTS: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -66,7 +69,11 @@ impl Kind {
     fn of(transport: &str) -> Kind {
         let t = transport.to_ascii_lowercase();
         // "pipeline copy" is a limit, "pipe (1 MiB buffer)" a transport: test the longer name first.
-        if t.starts_with("memcpy") || t.starts_with("read only") || t.starts_with("pipeline") {
+        if t.starts_with("memcpy")
+            || t.starts_with("read only")
+            || t.starts_with("plain read")
+            || t.starts_with("pipeline")
+        {
             Kind::Limit
         } else if t.starts_with("shmimage") {
             Kind::Shmimage
@@ -181,6 +188,18 @@ fn value_style() -> TextStyle<'static> {
 
 /// Horizontal bars, one per transport, first at the top.
 fn throughput(area: &Area, label_w: u32, items: &[(String, f64)]) -> Result<(), Box<dyn Error>> {
+    bars(area, label_w, items, "throughput, frames per second (frames/s)", &|v| thousands(v))
+}
+
+/// Horizontal bars on a linear axis named `x_desc`, each labelled with
+/// `value(v)`, first at the top.
+fn bars(
+    area: &Area,
+    label_w: u32,
+    items: &[(String, f64)],
+    x_desc: &str,
+    value: &dyn Fn(f64) -> String,
+) -> Result<(), Box<dyn Error>> {
     // Segments count upwards; reversed, the first item reads at the top.
     let items: Vec<_> = items.iter().rev().cloned().collect();
     let n = items.len();
@@ -200,7 +219,7 @@ fn throughput(area: &Area, label_w: u32, items: &[(String, f64)]) -> Result<(), 
         .bold_line_style(RGBColor(205, 205, 205))
         .x_labels(10)
         .x_label_formatter(&|v| tick(*v))
-        .x_desc("throughput, frames per second (frames/s)")
+        .x_desc(x_desc)
         .y_labels(n)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => items.get(*i).map(|x| format!("{}{GAP}", x.0)).unwrap_or_default(),
@@ -218,9 +237,10 @@ fn throughput(area: &Area, label_w: u32, items: &[(String, f64)]) -> Result<(), 
         r
     }))?;
     chart.draw_series(
-        items.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(format!(" {}", thousands(*v)), (*v, SegmentValue::CenterOf(i)), value_style())
-        }),
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| Text::new(format!(" {}", value(*v)), (*v, SegmentValue::CenterOf(i)), value_style())),
     )?;
     Ok(())
 }
@@ -278,6 +298,42 @@ fn latency(area: &Area, label_w: u32, rows: &[LatencyRow]) -> Result<(), Box<dyn
     Ok(())
 }
 
+/// Named bars of one panel, first at the top.
+type Bars = Vec<(String, f64)>;
+
+/// The native panels' bars: each reader's rate (frames/s from the middle
+/// reader's median), and the writer's cost of one frame (us).
+fn native_bars(n: &Native) -> (Bars, Bars) {
+    let (mut rate, mut cost) = (Vec::new(), Vec::new());
+    let mut counts: Vec<u32> = n.fanout.iter().map(|x| x.readers).collect();
+    counts.dedup();
+    for k in counts {
+        let rows: Vec<_> = n.fanout.iter().filter(|x| x.readers == k).collect();
+        let who =
+            |x: &crate::results::FanoutRow| if x.system.starts_with("iceoryx2") { "subscriber" } else { "reader" };
+        let s = if k == 1 { "" } else { "s" };
+        if let Some(native) = rows.iter().find(|x| x.system.starts_with("shmimage")) {
+            rate.push((format!("plain read (private buffer), {k} reader{s}"), 1e6 / native.plain_us_mid()));
+        }
+        for x in &rows {
+            rate.push((format!("{}, {k} {}{s}", x.system, who(x)), 1e6 / x.read_us_mid()));
+        }
+        for x in &rows {
+            let what = if x.system.starts_with("iceoryx2") { "loan+send+notify" } else { "loan+commit" };
+            cost.push((format!("{} {what}, {k} {}{s}", x.system, who(x)), x.publish_us));
+        }
+    }
+    (rate, cost)
+}
+
+fn panel_h(bars: usize) -> u32 {
+    if bars == 0 {
+        0
+    } else {
+        TITLE_PX + 16 + X_LABEL_AREA + 12 + BAR_ROW * bars as u32
+    }
+}
+
 pub fn draw(path: &Path, r: &Results) -> Result<(), Box<dyn Error>> {
     register_font()?;
     let sizes = r.sizes();
@@ -285,14 +341,24 @@ pub fn draw(path: &Path, r: &Results) -> Result<(), Box<dyn Error>> {
     let title_h = TITLE_PX + 16;
     let header_h = 118;
     let heights: Vec<u32> = sizes.iter().map(|(s, _)| title_h + X_LABEL_AREA + 12 + BAR_ROW * rows_of(s)).collect();
+    let (native_rate, native_cost) = native_bars(&r.native);
+    let native_h = panel_h(native_rate.len()) + panel_h(native_cost.len());
+    // The native wake-up rows join the latency panel, after the suite's own.
+    let latency: Vec<LatencyRow> =
+        r.latency.iter().cloned().chain(r.native.wake.iter().map(|w| w.as_latency())).collect();
     let lat_h =
-        if r.latency.is_empty() { 0 } else { title_h + 30 + X_LABEL_AREA + 12 + LAT_BAR * 4 * r.latency.len() as u32 };
-    let total = header_h + heights.iter().sum::<u32>() + lat_h;
+        if latency.is_empty() { 0 } else { title_h + 30 + X_LABEL_AREA + 12 + LAT_BAR * 4 * latency.len() as u32 };
+    let total = header_h + heights.iter().sum::<u32>() + native_h + lat_h;
     let root = BitMapBackend::new(path, (WIDTH, total)).into_drawing_area();
     root.fill(&WHITE)?;
 
     // One width for every panel's names, so that the plots line up.
-    let names = r.throughput.iter().map(|x| x.transport.clone()).chain(r.latency.iter().map(|x| x.method.clone()));
+    let names = r
+        .throughput
+        .iter()
+        .map(|x| x.transport.clone())
+        .chain(latency.iter().map(|x| x.method.clone()))
+        .chain(native_rate.iter().chain(&native_cost).map(|x| x.0.clone()));
     let mut label_w = 0;
     for n in names {
         label_w = label_w.max(root.estimate_text_size(&n, &style(LABEL_PX, TEXT))?.0);
@@ -334,11 +400,32 @@ pub fn draw(path: &Path, r: &Results) -> Result<(), Box<dyn Error>> {
         throughput(&body, label_w, &items)?;
         rest = below;
     }
-    if !r.latency.is_empty() {
+    if !native_rate.is_empty() {
+        let (panel, below) = rest.split_vertically(panel_h(native_rate.len()));
+        let body = titled(
+            &panel,
+            "Native stream vs iceoryx2, 1080p, N reader processes: each reader's rate (take + read + release), longer is better",
+            20,
+        )?;
+        let desc = "frames per second of one reader, from its median time per frame (the middle reader)";
+        bars(&body, label_w, &native_rate, desc, &|v| thousands(v))?;
+        rest = below;
+    }
+    if !native_cost.is_empty() {
+        let (panel, below) = rest.split_vertically(panel_h(native_cost.len()));
+        let body = titled(
+            &panel,
+            "The writer's cost to publish one 1080p frame (drawing not counted), shorter is better",
+            20,
+        )?;
+        bars(&body, label_w, &native_cost, "microseconds per frame (µs, median)", &|v| format!("{v:.2}"))?;
+        rest = below;
+    }
+    if !latency.is_empty() {
         let body = titled(&rest, "Wake-up latency: publish to the consumer holding the frame, shorter is better", 20)?;
         let (key, plot) = body.split_vertically(30);
         legend(&key, label_w as i32, 12, &PERCENTILES)?;
-        latency(&plot, label_w, &r.latency)?;
+        self::latency(&plot, label_w, &latency)?;
     }
     root.present()?;
     Ok(())
@@ -368,6 +455,8 @@ mod tests {
         assert_eq!(Kind::of("shmimage loan+commit"), Kind::Shmimage);
         assert_eq!(Kind::of("TCP 127.0.0.1"), Kind::Tcp);
         assert_eq!(Kind::of("iceoryx2 pub/sub + event"), Kind::Iceoryx2);
+        assert_eq!(Kind::of("plain read (private buffer), 4 readers"), Kind::Limit);
+        assert_eq!(Kind::of("shmimage native, 4 readers"), Kind::Shmimage);
         assert_eq!(Kind::of("something new"), Kind::Other);
     }
 }

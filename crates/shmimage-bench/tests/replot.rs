@@ -26,6 +26,51 @@ const SAVED: &str = r#"{
 }
 "#;
 
+/// SAVED with the native section of a run that measured it (issue 12).
+fn with_native() -> String {
+    let native = r#",
+  "native": {
+    "fanout": [
+      {"system": "shmimage native", "size": "1080p", "frame_bytes": 6220800, "readers": 1,
+       "writer_frames": 900, "writer_frames_per_s": 1800.0, "publish_us": 1.1, "loan_us": 0.4, "commit_us": 0.7,
+       "read_us": [320.0], "plain_us": [300.0], "frames_per_s": [1400.0], "note": ""},
+      {"system": "iceoryx2 pub/sub", "size": "1080p", "frame_bytes": 6220800, "readers": 1,
+       "writer_frames": 900, "writer_frames_per_s": 1800.0, "publish_us": 2.1, "loan_us": 0.5, "commit_us": 1.6,
+       "read_us": [330.0], "plain_us": [300.0], "frames_per_s": [1400.0], "note": ""},
+      {"system": "shmimage native", "size": "1080p", "frame_bytes": 6220800, "readers": 2,
+       "writer_frames": 900, "writer_frames_per_s": 1800.0, "publish_us": 1.5, "loan_us": 0.4, "commit_us": 1.1,
+       "read_us": [320.0, 340.0], "plain_us": [300.0, 310.0], "frames_per_s": [700.0, 700.0], "note": ""}
+    ],
+    "wake": [
+      {"system": "shmimage native", "readers": 1, "samples": 100, "p50_us": 14.0, "p99_us": 40.0, "p999_us": 90.0,
+       "p50_each_us": [14.0], "publish_us": 1.2, "note": ""},
+      {"system": "iceoryx2 event", "readers": 1, "samples": 100, "p50_us": 19.0, "p99_us": 50.0, "p999_us": 99.0,
+       "p50_each_us": [19.0], "publish_us": 2.2, "note": ""}
+    ]
+  }
+}
+"#;
+    SAVED.trim_end().strip_suffix('}').unwrap().trim_end().to_owned() + native
+}
+
+fn replot(text: &str) -> (u32, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    std::fs::write(&json, text).unwrap();
+    let out = Command::new(BIN).arg("--replot").arg(&json).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    png_size(&std::fs::read(dir.path().join("bench.png")).unwrap())
+}
+
+#[test]
+fn replot_draws_the_native_panels_when_the_file_has_them() {
+    let (w, plain) = replot(SAVED);
+    let (w2, native) = replot(&with_native());
+    assert_eq!((w, w2), (1400, 1400));
+    // Two panels (5 and 3 bars) and two more latency methods.
+    assert!(native > plain + 300, "{native} vs {plain}");
+}
+
 fn png_size(bytes: &[u8]) -> (u32, u32) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
     let be = |o: usize| u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap());
