@@ -101,6 +101,34 @@ fn a_held_frame_keeps_its_slot_and_missed_frames_are_counted() {
     put(12);
 }
 
+/// Frames cycle through as few slots as the readers' holds allow (the slot
+/// just given back is the one still in the caches), and the newest frame is
+/// overwritten only when no other slot is free.
+#[test]
+fn frames_reuse_the_slot_given_back_and_held_frames_keep_theirs() {
+    let d = dir();
+    let p = d.path().join("s");
+    let w = Writer::create(&p, &opts(8, 4096)).unwrap();
+    let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+    let desc = FrameDesc::packed(PixelFormat::Gray8, 4, 4).unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for v in 1..=50u8 {
+        w.put(&desc, &[v; 16], &FrameInfo::default()).unwrap();
+        let f = r.read(SOON).unwrap();
+        assert_eq!(f.sequence(), u64::from(v));
+        used.insert(f.slot());
+    }
+    assert_eq!(used.len(), 2, "a reader that gives each frame back keeps the writer on two slots: {used:?}");
+    // Held frames keep their slots; the writer moves to a cold one only then.
+    let mut held = vec![r.latest().unwrap()];
+    for v in 0..3 {
+        w.put(&desc, &[v; 16], &FrameInfo::default()).unwrap();
+        held.push(r.read(SOON).unwrap());
+    }
+    let slots: std::collections::BTreeSet<u32> = held.iter().map(|f| f.slot()).collect();
+    assert_eq!(slots.len(), 4, "each held frame keeps its own slot");
+}
+
 #[test]
 fn a_lossless_reader_gets_every_frame_and_the_writer_waits_for_it_bounded() {
     let d = dir();

@@ -108,7 +108,7 @@ pub struct FrameInfo {
 #[derive(Debug)]
 struct State {
     next_seq: u64,
-    /// Sequence this writer last wrote into each slot (its LRU order).
+    /// Sequence this writer last wrote into each slot (0: none, or loaned now).
     slot_seq: Vec<u64>,
     /// Slots loaned out now.
     loaned: Vec<bool>,
@@ -217,7 +217,14 @@ impl Writer {
             let mut only_pending = false;
             {
                 let mut st = self.state();
-                // Oldest first: the newest frame stays readable the longest.
+                // Most recently written first, the newest frame last: the
+                // slot just given back is the one still in the caches (the
+                // writer's and the readers'), so the frames cycle through
+                // as few slots as the readers' holds allow and the rest of K
+                // stays cold. Least recently written first put every slot
+                // in the working set: one reader's 1080p frame took 614-637
+                // us with 10 slots against 319-326 us with 3. The newest
+                // frame stays readable until no other slot is free.
                 // (A fixed array: K <= 64, and a loan allocates nothing.)
                 let mut order = [0u32; layout::MAX_SLOTS as usize];
                 let mut n = 0;
@@ -226,7 +233,12 @@ impl Writer {
                     n += 1;
                 }
                 let order = &mut order[..n];
-                order.sort_unstable_by_key(|&i| st.slot_seq[i as usize]);
+                let newest = st.slot_seq.iter().copied().max().unwrap_or(0);
+                let rank = |i: u32| match st.slot_seq[i as usize] {
+                    s if s == newest && s != 0 => 0,
+                    s => s + 1,
+                };
+                order.sort_unstable_by_key(|&i| std::cmp::Reverse(rank(i)));
                 let mut oldest_pending = None;
                 let mut held = false;
                 for &mut i in order {
@@ -251,7 +263,14 @@ impl Writer {
                             });
                         }
                         Claim::Pending => {
-                            oldest_pending.get_or_insert(i);
+                            // The claim order is newest first; the drop takes the oldest.
+                            let older = match oldest_pending {
+                                Some(o) => st.slot_seq[i as usize] < st.slot_seq[o as usize],
+                                None => true,
+                            };
+                            if older {
+                                oldest_pending = Some(i);
+                            }
                         }
                         Claim::Held | Claim::Busy => held = true,
                     }
