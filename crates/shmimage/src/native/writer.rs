@@ -236,7 +236,7 @@ impl Writer {
                 let newest = st.slot_seq.iter().copied().max().unwrap_or(0);
                 let rank = |i: u32| match st.slot_seq[i as usize] {
                     s if s == newest && s != 0 => 0,
-                    s => s + 1,
+                    s => s.saturating_add(1), // a value taken over from the file may be anything
                 };
                 order.sort_unstable_by_key(|&i| std::cmp::Reverse(rank(i)));
                 let mut oldest_pending = None;
