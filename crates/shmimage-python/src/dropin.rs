@@ -126,8 +126,11 @@ fn stream_create(py: Python<'_>, filename: std::path::PathBuf, options: i64) -> 
     // were an id and lost the stream. We store it and return its real id.
     // A frame that travels in two bands stays in the two buffers and is
     // copied once, straight into the bytes object stream_lock returns.
+    // SHMIMAGE_DROPIN_BANDS=assemble restores the old two copies, for the
+    // before/after measurement (crates/shmimage-python/bench/bench_banded.py).
     if let Ok(client) = stream.client() {
-        client.set_two_band_frames_in_place(true);
+        let assemble = std::env::var_os("SHMIMAGE_DROPIN_BANDS").is_some_and(|v| v == "assemble");
+        client.set_two_band_frames_in_place(!assemble);
     }
     let slot = Arc::new(DropStream { stream, locked: Mutex::new(None) });
     let mut slots = table();
