@@ -16,6 +16,10 @@ use super::slot::{self, Hold, BUSY, EMPTY};
 use super::writer::forget_reader;
 use super::{lock, wake, PixelFormat};
 
+/// The longest a reader goes without probing the writer's liveness lock
+/// while it waits, however the commit word moves.
+const PROBE_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
+
 /// How a reader reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaderOptions {
@@ -34,8 +38,12 @@ struct State {
     writer_seen: bool,
     /// The commit word when the writer was last known alive (a liveness
     /// probe, or a commit seen since): while the word moves, the writer is
-    /// committing and no probe is needed.
+    /// committing and no probe is needed...
     alive_at_word: Option<u32>,
+    /// ...for at most [`PROBE_AT_LEAST_EVERY`] after the last probe: the
+    /// word is in shared memory, and a process that keeps bumping it must
+    /// not hide the writer's death.
+    probed_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -162,13 +170,16 @@ impl Reader {
     fn writer_alive_at(&self, word: u32) -> bool {
         {
             let mut st = self.state();
-            if st.alive_at_word.is_some_and(|w| w != word) {
+            let recent = st.probed_at.is_some_and(|t| t.elapsed() < PROBE_AT_LEAST_EVERY);
+            if recent && st.alive_at_word.is_some_and(|w| w != word) {
                 st.alive_at_word = Some(word);
                 return true;
             }
         }
         let alive = self.writer_alive();
-        self.state().alive_at_word = alive.then_some(word);
+        let mut st = self.state();
+        st.alive_at_word = alive.then_some(word);
+        st.probed_at = Some(Instant::now());
         alive
     }
 
@@ -514,5 +525,34 @@ impl Drop for ReadFrame {
         }
         let mut st = self.reader.state.lock().unwrap_or_else(|p| p.into_inner());
         self.reader.release(&mut st, self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::{Writer, WriterOptions};
+
+    /// A commit word that never stops moving (a process bumping it in
+    /// shared memory) does not hide the writer's death: the probe still runs
+    /// at least every PROBE_AT_LEAST_EVERY.
+    #[test]
+    fn a_moving_commit_word_does_not_hide_a_dead_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s");
+        let w = Writer::create(&p, &WriterOptions { slots: 2, slot_bytes: 64, ..Default::default() }).unwrap();
+        let r = Reader::open(&p, &ReaderOptions::default()).unwrap();
+        assert!(r.writer_alive_at(1), "a live writer, probed");
+        drop(w);
+        let start = Instant::now();
+        let mut word = 2;
+        while r.writer_alive_at(word) {
+            word += 1;
+            assert!(start.elapsed() < 10 * PROBE_AT_LEAST_EVERY, "the dead writer was never probed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // While the word moved, no probe ran: the skip is what keeps the
+        // liveness check off the wake-up path.
+        assert!(start.elapsed() >= PROBE_AT_LEAST_EVERY / 2, "probed at once: the moving word was not trusted");
     }
 }
