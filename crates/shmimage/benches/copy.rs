@@ -60,6 +60,23 @@ fn summary(line: String) {
     SUMMARY.lock().unwrap().push(line);
 }
 
+/// `rounds` rounds of a heap memcpy of `src` then a put_frame of it (the
+/// client frees the buffer, untimed), alternating so both see the same
+/// load: the medians in microseconds, (memcpy, put_frame).
+fn alternate(s: &Server, c: &Client, dst: &mut [u8], src: &[u8], (w, h): (u32, u32), rounds: u32) -> (f64, f64) {
+    let (mut tm, mut tp) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let t = Instant::now();
+        dst.copy_from_slice(black_box(src));
+        tm.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        s.put_frame(i, w, h, black_box(src)).unwrap();
+        tp.push(t.elapsed().as_secs_f64() * 1e6);
+        drop(c.lock().unwrap());
+    }
+    (median(tm), median(tp))
+}
+
 fn put_frame_vs_memcpy(cr: &mut Criterion) {
     let mut g = cr.benchmark_group("put_frame_vs_memcpy");
     for (name, w, h) in SIZES {
@@ -85,17 +102,7 @@ fn put_frame_vs_memcpy(cr: &mut Criterion) {
         });
         // The same two, alternating round by round: both see the same load.
         let rounds = 200;
-        let (mut tm, mut tp) = (Vec::new(), Vec::new());
-        for i in 0..rounds {
-            let t = Instant::now();
-            dst.copy_from_slice(black_box(&src));
-            tm.push(t.elapsed().as_secs_f64() * 1e6);
-            let t = Instant::now();
-            s.put_frame(i, w, h, black_box(&src)).unwrap();
-            tp.push(t.elapsed().as_secs_f64() * 1e6);
-            drop(c.lock().unwrap());
-        }
-        let (m, p) = (median(tm), median(tp));
+        let (m, p) = alternate(&s, &c, &mut dst, &src, (w, h), rounds);
         summary(format!(
             "| put_frame / memcpy, {name} | {p:.1} us | {m:.1} us | {:.3}x | alternating, median of {rounds} |",
             p / m
@@ -107,17 +114,7 @@ fn put_frame_vs_memcpy(cr: &mut Criterion) {
             let (f, path) = fresh_file(&Place::Dir(dir), shmimage::layout::file_len_for_frame(w, h).unwrap(), 0);
             let s = Server::create(f.path(), ServerOptions::default()).unwrap();
             let c = Client::connect(f.path(), no_thread()).unwrap();
-            let (mut tm, mut tp) = (Vec::new(), Vec::new());
-            for i in 0..rounds {
-                let t = Instant::now();
-                dst.copy_from_slice(black_box(&src));
-                tm.push(t.elapsed().as_secs_f64() * 1e6);
-                let t = Instant::now();
-                s.put_frame(i, w, h, black_box(&src)).unwrap();
-                tp.push(t.elapsed().as_secs_f64() * 1e6);
-                drop(c.lock().unwrap());
-            }
-            let (m, p) = (median(tm), median(tp));
+            let (m, p) = alternate(&s, &c, &mut dst, &src, (w, h), rounds);
             summary(format!(
                 "| put_frame / memcpy, {name}, stream file on huge pages | {p:.1} us | {m:.1} us | {:.3}x | alternating, median of {rounds} |",
                 p / m
