@@ -5,10 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // test harness: peers and fixtures that fail should fail the test
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod peer;
+use peer::{stat, Peer};
 
 use shmimage::native::{
     self, flags, Error, FrameDesc, FrameInfo, PixelFormat, Reader, ReaderOptions, Writer, WriterOptions,
@@ -17,65 +18,6 @@ use shmimage::native::{
 const LONG: Option<Duration> = Some(Duration::from_secs(20));
 /// User flag marking the last frame of a run.
 const END: u32 = 0x8000_0000;
-
-struct Peer {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl Peer {
-    fn spawn(role: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_role", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
-            .env("SHMIMAGE_TEST_ROLE", role)
-            .env("SHMIMAGE_TEST_ARGS", args.join("\n"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Peer { child, lines }
-    }
-
-    /// The next line starting with `prefix` (the test harness prints others).
-    fn expect(&mut self, prefix: &str) -> String {
-        for line in self.lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("peer ended before printing {prefix}");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn wait_ok(mut self) {
-        let st = self.child.wait().unwrap();
-        assert!(st.success(), "peer failed: {st}");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // A failing test must not leave its peers running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn stat(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-}
 
 /// Pixels of frame `seq`: every byte depends on the sequence and position.
 fn pixels_for(seq: u64, len: usize) -> Vec<u8> {

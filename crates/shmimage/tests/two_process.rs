@@ -3,10 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test harness: peers and fixtures that fail should fail the test
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod peer;
+use peer::{stat, Peer};
 
 use shmimage::layout::ENSIGHT_FILE_SIZE;
 use shmimage::{Client, ClientOptions, Code, Liveness, Server, ServerOptions, StreamFile};
@@ -29,54 +30,6 @@ fn pattern(w: u32, h: u32, n: u32) -> Vec<u8> {
 
 fn flipped(w: u32, px: &[u8]) -> Vec<u8> {
     px.chunks(w as usize * 3).rev().flatten().copied().collect()
-}
-
-struct Peer {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl Peer {
-    fn spawn(role: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_role", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
-            .env("SHMIMAGE_TEST_ROLE", role)
-            .env("SHMIMAGE_TEST_ARGS", args.join("\n"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Peer { child, lines }
-    }
-
-    /// The next line starting with `prefix` (the test harness prints others).
-    fn expect(&mut self, prefix: &str) -> String {
-        for line in self.lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("peer ended before printing {prefix}");
-    }
-
-    fn kill9(&mut self) {
-        // SAFETY-free: std's kill sends SIGKILL.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn wait_ok(mut self) {
-        let st = self.child.wait().unwrap();
-        assert!(st.success(), "peer failed: {st}");
-    }
-}
-
-fn stat(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }
 
 /// The peer processes. Ignored so it runs only when re-executed.
