@@ -149,3 +149,15 @@ pub(crate) fn typed(py: Python<'_>, class_name: &str, msg: String) -> PyErr {
 pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
     typed(py, "ClosedError", format!("{what} is closed"))
 }
+
+/// What a `with` block's `__exit__` returns after ending its object
+/// (`ended`): never suppress the exception (`False`); an error from ending
+/// it is raised, unless an exception is already in flight (`exc_type` not
+/// None), which it must not mask: the object then ends when it and its
+/// views are garbage.
+pub(crate) fn exit_outcome(ended: PyResult<()>, exc_type: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match ended {
+        Err(_) if !exc_type.is_none() => Ok(false),
+        r => r.map(|()| false),
+    }
+}

@@ -344,12 +344,7 @@ impl Frame {
         _v: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        match self.release(py) {
-            // Do not mask the exception in flight: the frame is released when
-            // it and its views are garbage.
-            Err(_) if !t.is_none() => Ok(false),
-            r => r.map(|()| false),
-        }
+        errors::exit_outcome(self.release(py), t)
     }
 
     fn __repr__(&self) -> String {

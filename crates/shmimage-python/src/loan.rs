@@ -217,10 +217,7 @@ impl Loan {
         if lock(&self.loan).is_none() {
             return Ok(false);
         }
-        match self.abandon(py) {
-            Err(_) if !t.is_none() => Ok(false),
-            r => r.map(|()| false),
-        }
+        errors::exit_outcome(self.abandon(py), t)
     }
 
     fn __repr__(&self) -> String {

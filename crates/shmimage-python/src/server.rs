@@ -491,12 +491,7 @@ impl Server {
         _v: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        match self.close(py) {
-            // Do not mask the exception in flight; the server closes when the
-            // views and the loan are garbage.
-            Err(_) if !t.is_none() => Ok(false),
-            r => r.map(|()| false),
-        }
+        errors::exit_outcome(self.close(py), t)
     }
 
     fn __repr__(&self) -> String {
