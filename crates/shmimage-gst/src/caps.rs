@@ -30,6 +30,23 @@ pub(crate) fn native_caps() -> gst::Caps {
     raw_caps(&NATIVE_FORMATS)
 }
 
+/// An element's one always-present pad template, `name` in `direction`,
+/// carrying every native format (as `pad_templates` returns them: empty,
+/// with the reason logged to `cat`, if GStreamer refuses it).
+pub(crate) fn native_template(
+    name: &str,
+    direction: gst::PadDirection,
+    cat: gst::DebugCategory,
+) -> Vec<gst::PadTemplate> {
+    match gst::PadTemplate::new(name, direction, gst::PadPresence::Always, &native_caps()) {
+        Ok(t) => vec![t],
+        Err(e) => {
+            gst::error!(cat, "no {name} template: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// What a 1.0 (EnSight) stream carries: RGB.
 pub(crate) fn ensight_caps() -> gst::Caps {
     raw_caps(&[VideoFormat::Rgb])

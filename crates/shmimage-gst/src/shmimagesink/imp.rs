@@ -223,16 +223,8 @@ impl ElementImpl for ShmImageSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps::native_caps();
-            match gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps) {
-                Ok(t) => vec![t],
-                Err(e) => {
-                    gst::error!(CAT, "no sink template: {e}");
-                    Vec::new()
-                }
-            }
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| caps::native_template("sink", gst::PadDirection::Sink, *CAT));
         TEMPLATES.as_ref()
     }
 }

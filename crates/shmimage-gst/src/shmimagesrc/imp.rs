@@ -328,16 +328,8 @@ impl ElementImpl for ShmImageSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = caps::native_caps();
-            match gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps) {
-                Ok(t) => vec![t],
-                Err(e) => {
-                    gst::error!(CAT, "no src template: {e}");
-                    Vec::new()
-                }
-            }
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| caps::native_template("src", gst::PadDirection::Src, *CAT));
         TEMPLATES.as_ref()
     }
 }
