@@ -4,28 +4,10 @@
 
 mod cli_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use cli_support::*;
-use serde_json::Value;
-
-fn spawn_json(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
-    let mut child = shmimage().args(args).arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-fn until_event(lines: &mut impl Iterator<Item = std::io::Result<String>>, name: &str) -> Value {
-    for line in lines {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["event"] == name {
-            return v;
-        }
-    }
-    panic!("the output ended before a {name:?} event");
-}
 
 fn refused(o: &std::process::Output, role: &str, f: &Path, pid: u32) {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));

@@ -5,29 +5,10 @@
 
 mod cli_support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use cli_support::*;
 use serde_json::Value;
-
-/// Spawn with --json; return the child and a reader of its JSON lines.
-fn spawn_json(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
-    let mut child = shmimage().args(args).arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
-}
-
-/// Read JSON lines until one has `"event": name`.
-fn until_event(lines: &mut impl Iterator<Item = std::io::Result<String>>, name: &str) -> Value {
-    for line in lines {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["event"] == name {
-            return v;
-        }
-    }
-    panic!("the output ended before a {name:?} event");
-}
 
 fn sigint_once(c: &Child) {
     // SAFETY: kill(2) on our own child's pid.

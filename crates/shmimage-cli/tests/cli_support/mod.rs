@@ -3,7 +3,7 @@
 //! whole run (the deadline is generous and never the thing under test).
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -112,4 +112,22 @@ pub fn newest_frame(f: &Path) -> u64 {
         _ => shmimage::inspect(f)
             .map_or(0, |i| i.buffers.iter().map(|b| u64::from(b.header.frame_number)).max().unwrap_or(0)),
     }
+}
+
+/// Spawn with --json; return the child and a reader of its JSON lines.
+pub fn spawn_json(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut child = shmimage().args(args).arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Read JSON lines until one has `"event": name`.
+pub fn until_event(lines: &mut impl Iterator<Item = std::io::Result<String>>, name: &str) -> serde_json::Value {
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["event"] == name {
+            return v;
+        }
+    }
+    panic!("the output ended before a {name:?} event");
 }
