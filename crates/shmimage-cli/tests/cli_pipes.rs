@@ -11,14 +11,6 @@ use std::process::{Command, Stdio};
 
 use cli_support::*;
 
-fn wait_for_server(f: &Path) {
-    let start = std::time::Instant::now();
-    while !writer_alive(f) {
-        assert!(start.elapsed() < DEADLINE, "no server ever opened {f:?}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 fn ffmpeg() -> Command {
     let mut c = Command::new("ffmpeg");
     c.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);

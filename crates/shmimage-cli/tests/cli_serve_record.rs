@@ -12,15 +12,6 @@ use std::process::Stdio;
 use cli_support::*;
 use serde_json::Value;
 
-/// Wait until a server holds `f` (serve creates the file, then opens it).
-fn wait_for_server(f: &Path) {
-    let start = std::time::Instant::now();
-    while !writer_alive(f) {
-        assert!(start.elapsed() < DEADLINE, "no server ever opened {f:?}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 /// Write a PNG of any colour type and depth; `data` is in the PNG's layout.
 fn write_png(
     path: &Path,

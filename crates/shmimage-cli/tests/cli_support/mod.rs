@@ -131,3 +131,12 @@ pub fn until_event(lines: &mut impl Iterator<Item = std::io::Result<String>>, na
     }
     panic!("the output ended before a {name:?} event");
 }
+
+/// Wait until a server holds `f` (serve creates the file, then opens it).
+pub fn wait_for_server(f: &Path) {
+    let start = Instant::now();
+    while !writer_alive(f) {
+        assert!(start.elapsed() < DEADLINE, "no server ever opened {f:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
