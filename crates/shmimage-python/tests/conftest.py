@@ -35,6 +35,19 @@ def stream_path():
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture
+def stream(stream_path):
+    """(server, client, path) on a fresh 1 MiB file."""
+    import shmimage  # when used: the rest of conftest loads without the package
+
+    path = stream_path(1 << 20)
+    server = shmimage.Server(path)
+    client = shmimage.Client(path)
+    yield server, client, path
+    client.close()
+    server.close()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_dropin_streams():
     """Every drop-in test starts and ends with no open stream ids."""

@@ -13,18 +13,6 @@ import pytest
 import shmimage
 from peer import pattern
 
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def stream(stream_path):
-    path = stream_path(MiB)
-    server = shmimage.Server(path)
-    client = shmimage.Client(path)
-    yield server, client, path
-    client.close()
-    server.close()
-
 
 # --- the array protocol ----------------------------------------------------------
 

@@ -21,16 +21,6 @@ from sub import run_snippet
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def stream(stream_path):
-    path = stream_path(MiB)
-    server = shmimage.Server(path)
-    client = shmimage.Client(path)
-    yield server, client, path
-    client.close()
-    server.close()
-
-
 # --- use after close, double close ---------------------------------------------------
 
 

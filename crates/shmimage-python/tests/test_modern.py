@@ -17,17 +17,6 @@ from peer import pattern
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def stream(stream_path):
-    """(server, client, path) on a fresh 1 MiB file."""
-    path = stream_path(MiB)
-    server = shmimage.Server(path)
-    client = shmimage.Client(path)
-    yield server, client, path
-    client.close()
-    server.close()
-
-
 def payload_offsets(path):
     size = os.path.getsize(path)
     n = (size - 48) // 2 // 8 * 8
